@@ -1,0 +1,64 @@
+"""The Python door: ``ponder.solve(question, strategy=...)`` and its async twin ``ponder.asolve``.
+
+Both are thin: they parse the strategy spec, pick a backend (the embedded model unless a base URL is
+given), run the strategy in a fresh ledger, and return its Result. Backends made here for the embedded
+model are kept for the life of the process so that repeated calls reuse one llama-server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from ponder.backends import Backend, make_backend
+from ponder.core.ledger import Budget, Ledger
+from ponder.core.types import Message, Problem, Result
+from ponder.strategies import STRATEGIES, Context, Strategy
+from ponder.strategies.base import EventHandler
+
+DEFAULT_STRATEGY = "self-consistency:n=8"
+
+
+def build_strategy(spec: str, **options: Any) -> Strategy:
+    """Build a registered strategy from a spec string; keyword options override the spec's."""
+    return STRATEGIES.build(spec, **options)
+
+
+async def asolve(
+    question: str | Problem | list[Message],
+    strategy: str | Strategy = DEFAULT_STRATEGY,
+    *,
+    backend: Backend | None = None,
+    model: str | None = None,
+    base_url: str | None = None,
+    api_key: str | None = None,
+    server: str | None = None,
+    seed: int | None = None,
+    budget: Budget | str | None = None,
+    on_event: EventHandler | None = None,
+    **options: Any,
+) -> Result:
+    """Solve one question with a strategy, returning every candidate and the compute spent.
+
+    ``options`` override the strategy's options (``n=16``, ``temperature=0.7``); unknown ones raise
+    OptionError listing the valid names.
+    """
+    if isinstance(question, Problem):
+        problem = question
+    elif isinstance(question, list):
+        last_user = next((m.content for m in reversed(question) if m.role == "user"), "")
+        problem = Problem(question=last_user, messages=question)
+    else:
+        problem = Problem(question=question)
+    chosen = strategy if isinstance(strategy, Strategy) else build_strategy(strategy, **options)
+    if backend is None:
+        backend = make_backend(model=model, base_url=base_url, api_key=api_key, server=server)
+    ledger = Ledger(budget if isinstance(budget, Budget) else Budget.parse(budget))
+    ctx = Context(backend=backend, ledger=ledger, seed=seed, on_event=on_event)
+    await backend.start()
+    return await chosen.run(problem, ctx)
+
+
+def solve(question: str | Problem | list[Message], strategy: str | Strategy = DEFAULT_STRATEGY, **kwargs: Any) -> Result:
+    """Synchronous twin of :func:`asolve` (do not call from inside a running event loop)."""
+    return asyncio.run(asolve(question, strategy, **kwargs))

@@ -1,0 +1,36 @@
+"""Backends produce tokens: the embedded llama.cpp server (default), any OpenAI-compatible server, a script."""
+
+from __future__ import annotations
+
+from ponder.backends.base import Backend, Capabilities, Generation, GenRequest
+from ponder.backends.openai import SERVER_PROFILES, OpenAIBackend, backend_from_env
+from ponder.backends.scripted import Reply, ScriptedBackend
+
+__all__ = [
+    "SERVER_PROFILES",
+    "Backend",
+    "Capabilities",
+    "GenRequest",
+    "Generation",
+    "OpenAIBackend",
+    "Reply",
+    "ScriptedBackend",
+    "backend_from_env",
+    "make_backend",
+]
+
+
+def make_backend(
+    model: str | None = None,
+    base_url: str | None = None,
+    api_key: str | None = None,
+    server: str | None = None,
+) -> Backend:
+    """The embedded model named ``model`` (default model if None), or an OpenAI-compatible server."""
+    import os
+
+    if base_url or os.environ.get("PONDER_BASE_URL"):
+        return backend_from_env(base_url=base_url, model=model, api_key=api_key, server=server)
+    from ponder.backends.embedded.backend import embedded_backend
+
+    return embedded_backend(model)

@@ -1,0 +1,281 @@
+"""OpenAI-compatible backend: vLLM, SGLang, llama-server, Ollama, OpenAI, anything speaking the API.
+
+One pooled async HTTP client per backend, a concurrency limit per endpoint, bounded retries with
+exponential backoff on 429, 5xx and connection errors (honouring ``Retry-After``), and usage read from
+the responses. Which server features are used is declared by a *server profile* (``--server vllm``),
+never guessed from a model name. When a server returns fewer choices than asked for ``n`` (Ollama
+ignores ``n``), the remainder is fanned out as separate requests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+from ponder.backends.base import (
+    Backend,
+    Capabilities,
+    Generation,
+    GenRequest,
+    split_evenly,
+    split_proportionally,
+)
+from ponder.core.errors import BackendError, BackendUnavailableError, UnknownNameError
+from ponder.core.ledger import estimate_flops
+from ponder.core.types import TokenLogprob, Usage
+
+#: What each kind of server honours. ``generic`` assumes the OpenAI behaviour and falls back at run time
+#: (fan-out) when fewer choices come back than were asked for.
+SERVER_PROFILES: dict[str, Capabilities] = {
+    "generic": Capabilities(),
+    "openai": Capabilities(),
+    "vllm": Capabilities(continuation="continue-final-message", max_concurrency=64),
+    "sglang": Capabilities(continuation="continue-final-message", max_concurrency=64),
+    "llama-server": Capabilities(
+        honours_n=False, usage_counts_all_choices=False, continuation="assistant-prefill", max_concurrency=8
+    ),
+    "ollama": Capabilities(honours_n=False, logprobs=False, max_concurrency=4),
+}
+
+RETRY_STATUSES = {408, 409, 425, 429, 500, 502, 503, 504}
+
+
+def server_capabilities(server: str, max_concurrency: int | None = None) -> Capabilities:
+    if server not in SERVER_PROFILES:
+        raise UnknownNameError("server", server, list(SERVER_PROFILES))
+    capabilities = SERVER_PROFILES[server]
+    if max_concurrency:
+        capabilities = Capabilities(**{**capabilities.__dict__, "max_concurrency": max_concurrency})
+    return capabilities
+
+
+@dataclass
+class OpenAIBackend(Backend):
+    """Chat completions against ``base_url`` (which ends in ``/v1`` or gets it appended)."""
+
+    base_url: str = "http://127.0.0.1:8000/v1"
+    api_key: str | None = None
+    server: str = "generic"
+    timeout: float = 600.0
+    connect_timeout: float = 10.0
+    max_retries: int = 3
+    backoff: float = 0.5
+    extra_body: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.base_url = self.base_url.rstrip("/")
+        if not self.base_url.endswith("/v1"):
+            self.base_url += "/v1"
+        self._client: httpx.AsyncClient | None = None
+        self._semaphore: asyncio.Semaphore | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    # -- connection management -------------------------------------------------------------------
+    def _ensure_client(self) -> tuple[httpx.AsyncClient, asyncio.Semaphore]:
+        loop = asyncio.get_running_loop()
+        if self._client is None or self._loop is not loop:
+            limit = self.capabilities.max_concurrency
+            headers = {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
+            self._client = httpx.AsyncClient(
+                headers=headers,
+                timeout=httpx.Timeout(self.timeout, connect=self.connect_timeout),
+                limits=httpx.Limits(max_connections=limit, max_keepalive_connections=limit),
+                trust_env=False,
+            )
+            self._semaphore = asyncio.Semaphore(limit)
+            self._loop = loop
+        assert self._semaphore is not None
+        return self._client, self._semaphore
+
+    async def close(self) -> None:
+        if self._client is not None:
+            client, self._client = self._client, None
+            try:
+                await client.aclose()
+            except RuntimeError:  # its loop is already closed: nothing left to release
+                pass
+
+    # -- requests -----------------------------------------------------------------------------------
+    async def generate(self, requests: list[GenRequest]) -> list[list[Generation]]:
+        return list(await asyncio.gather(*(self._generate_one(request) for request in requests)))
+
+    async def _generate_one(self, request: GenRequest) -> list[Generation]:
+        if request.prefix and not self.capabilities.continuation:
+            raise BackendError(
+                f"{self.server} backend at {self.base_url} cannot continue a partial assistant message"
+            )
+        if request.n == 1 or not self.capabilities.honours_n:
+            seeds = [None if request.seed is None else request.seed + i for i in range(request.n)]
+            singles = await asyncio.gather(*(self._post(request.with_(n=1, seed=s)) for s in seeds))
+            return [generation for batch in singles for generation in batch]
+        generations = await self._post(request)
+        missing = request.n - len(generations)
+        if missing > 0:  # the server ignored n: fan out the remainder
+            seed = None if request.seed is None else request.seed + len(generations)
+            generations += await self._generate_one(request.with_(n=missing, seed=seed))
+        return generations[: request.n]
+
+    def _body(self, request: GenRequest) -> dict[str, Any]:
+        messages = [{"role": m.role, "content": m.content} for m in request.messages]
+        body: dict[str, Any] = {
+            "model": self.model,
+            "messages": messages,
+            "n": request.n,
+            "temperature": request.temperature,
+            "top_p": request.top_p,
+            "max_tokens": request.max_tokens,
+        }
+        if request.stop:
+            body["stop"] = list(request.stop)
+        if request.seed is not None:
+            body["seed"] = request.seed
+        want_logprobs = request.logprobs is not None
+        # Counting each choice's tokens needs logprobs when the server's usage covers one choice only.
+        if request.n > 1 and not self.capabilities.usage_counts_all_choices:
+            want_logprobs = True
+        if want_logprobs and self.capabilities.logprobs:
+            body["logprobs"] = True
+            if request.logprobs:
+                body["top_logprobs"] = request.logprobs
+        if request.prefix:
+            messages.append({"role": "assistant", "content": request.prefix})
+            if self.capabilities.continuation == "continue-final-message":
+                body["continue_final_message"] = True
+                body["add_generation_prompt"] = False
+        if self.server == "llama-server":
+            body["cache_prompt"] = True
+        body.update(self.extra_body)
+        return body
+
+    async def _post(self, request: GenRequest) -> list[Generation]:
+        client, semaphore = self._ensure_client()
+        url = f"{self.base_url}/chat/completions"
+        body = self._body(request)
+        cause = ""
+        for attempt in range(1, self.max_retries + 2):
+            async with semaphore:
+                started = time.monotonic()
+                try:
+                    response = await client.post(url, json=body)
+                except (httpx.TransportError, httpx.TimeoutException) as error:
+                    cause = f"{type(error).__name__}: {error}".rstrip(": ")
+                    retry_after = None
+                else:
+                    if response.status_code == 200:
+                        return self._parse(response.json(), request, time.monotonic() - started)
+                    cause = f"HTTP {response.status_code}: {_error_message(response)}"
+                    if response.status_code not in RETRY_STATUSES:
+                        raise BackendError(f"backend at {url} rejected the request: {cause}")
+                    retry_after = _retry_after(response)
+            if attempt > self.max_retries:
+                break
+            delay = retry_after if retry_after is not None else self.backoff * 2 ** (attempt - 1)
+            await asyncio.sleep(min(delay, 30.0) * (1 + 0.1 * random.random()))
+        raise BackendUnavailableError(url, cause, self.max_retries + 1)
+
+    def _parse(self, payload: dict[str, Any], request: GenRequest, seconds: float) -> list[Generation]:
+        choices = sorted(payload.get("choices") or [], key=lambda c: c.get("index", 0))
+        if not choices:
+            raise BackendError(f"backend at {self.base_url} returned no choices: {str(payload)[:300]}")
+        usage = payload.get("usage") or {}
+        prompt_tokens = int(usage.get("prompt_tokens") or 0)
+        details = usage.get("prompt_tokens_details") or {}
+        cached = details.get("cached_tokens")
+        if cached is None:
+            cached = (payload.get("timings") or {}).get("cache_n", 0)
+        cached = int(cached or 0)
+
+        texts = [(c.get("message") or {}).get("content") or "" for c in choices]
+        logprobs = [_parse_logprobs(c.get("logprobs")) for c in choices]
+        reported = int(usage.get("completion_tokens") or 0)
+        if len(choices) == 1:
+            counts = [reported or (len(logprobs[0]) if logprobs[0] is not None else 0)]
+        elif all(lp is not None for lp in logprobs):
+            counts = [len(lp or []) for lp in logprobs]
+        elif self.capabilities.usage_counts_all_choices:
+            counts = split_proportionally(reported, [max(len(t), 1) for t in texts])
+        else:
+            raise BackendError("cannot count tokens per choice: server reports one choice and no logprobs")
+
+        shares = split_evenly(1, len(choices))
+        generations = []
+        for i, choice in enumerate(choices):
+            share_prompt = prompt_tokens if i == 0 else 0
+            share_cached = cached if i == 0 else 0
+            generation_usage = Usage(
+                calls=shares[i],
+                prompt_tokens=share_prompt,
+                cached_prompt_tokens=share_cached,
+                completion_tokens=counts[i],
+                seconds=seconds / len(choices),
+                flops=estimate_flops(self.parameters, share_prompt, share_cached, counts[i]),
+            )
+            keep = logprobs[i] if request.logprobs is not None else None
+            generations.append(
+                Generation(
+                    text=texts[i],
+                    finish_reason=choice.get("finish_reason"),
+                    completion_tokens=counts[i],
+                    usage=generation_usage,
+                    logprobs=keep,
+                )
+            )
+        return generations
+
+
+def _parse_logprobs(raw: dict[str, Any] | None) -> list[TokenLogprob] | None:
+    if not raw or raw.get("content") is None:
+        return None
+    return [
+        TokenLogprob(
+            token=item.get("token", ""),
+            logprob=float(item.get("logprob", 0.0)),
+            top={t.get("token", ""): float(t.get("logprob", 0.0)) for t in item.get("top_logprobs") or []},
+        )
+        for item in raw["content"]
+    ]
+
+
+def _error_message(response: httpx.Response) -> str:
+    try:
+        payload = response.json()
+    except ValueError:
+        return response.text[:300]
+    error = payload.get("error", payload) if isinstance(payload, dict) else payload
+    if isinstance(error, dict):
+        return str(error.get("message", error))[:300]
+    return str(error)[:300]
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    value = response.headers.get("retry-after")
+    try:
+        return float(value) if value is not None else None
+    except ValueError:
+        return None
+
+
+def backend_from_env(
+    base_url: str | None = None, model: str | None = None, api_key: str | None = None, server: str | None = None
+) -> OpenAIBackend:
+    """Build an OpenAI-compatible backend from arguments, falling back to PONDER_*/OPENAI_* env vars."""
+    base_url = base_url or os.environ.get("PONDER_BASE_URL") or os.environ.get("OPENAI_BASE_URL")
+    if not base_url:
+        raise BackendError("no base URL: pass --base-url or set PONDER_BASE_URL")
+    model = model or os.environ.get("PONDER_MODEL")
+    if not model:
+        raise BackendError(f"--base-url {base_url} needs --model NAME (or PONDER_MODEL)")
+    server = server or os.environ.get("PONDER_SERVER") or "generic"
+    return OpenAIBackend(
+        model=model,
+        base_url=base_url,
+        api_key=api_key or os.environ.get("PONDER_API_KEY") or os.environ.get("OPENAI_API_KEY"),
+        server=server,
+        capabilities=server_capabilities(server),
+    )

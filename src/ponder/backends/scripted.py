@@ -1,0 +1,86 @@
+"""A deterministic backend for tests: canned replies, real token counts, optional logprobs.
+
+Every strategy and scorer is tested on it. A script is a list of replies served in order (cycling),
+or a function of (request, index) that returns a reply, so a test can answer a judge prompt
+differently from a solve prompt. Tokens are whitespace-separated words, so counts are predictable.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from ponder.backends.base import Backend, Capabilities, Generation, GenRequest
+from ponder.core.ledger import estimate_flops
+from ponder.core.types import TokenLogprob, Usage
+
+
+@dataclass(frozen=True)
+class Reply:
+    """A canned completion. ``top`` gives each token's top alternatives when logprobs are asked."""
+
+    text: str
+    logprob: float = -0.1
+    top: dict[str, float] | None = None
+    finish_reason: str = "stop"
+
+
+Script = Sequence[str | Reply] | Callable[[GenRequest, int], str | Reply]
+
+
+def count_tokens(text: str) -> int:
+    return len(text.split())
+
+
+@dataclass
+class ScriptedBackend(Backend):
+    """Serves a script. ``requests`` records every request received, for assertions."""
+
+    model: str = "scripted"
+    script: Script = ("The answer is 42.",)
+    capabilities: Capabilities = field(default_factory=lambda: Capabilities(continuation="assistant-prefill"))
+    requests: list[GenRequest] = field(default_factory=list)
+    served: int = 0
+
+    def _next(self, request: GenRequest) -> Reply:
+        index = self.served
+        self.served += 1
+        if callable(self.script):
+            reply = self.script(request, index)
+        else:
+            reply = self.script[index % len(self.script)]
+        return reply if isinstance(reply, Reply) else Reply(reply)
+
+    async def generate(self, requests: list[GenRequest]) -> list[list[Generation]]:
+        out = []
+        for request in requests:
+            self.requests.append(request)
+            prompt_tokens = sum(count_tokens(m.content) for m in request.messages)
+            prompt_tokens += count_tokens(request.prefix or "")
+            generations = []
+            for i in range(request.n):
+                reply = self._next(request)
+                words = reply.text.split()[: request.max_tokens]
+                text = " ".join(words) if len(words) < count_tokens(reply.text) else reply.text
+                finish = "length" if len(words) < count_tokens(reply.text) else reply.finish_reason
+                completion = len(words)
+                share_prompt = prompt_tokens if i == 0 else 0
+                logprobs = None
+                if request.logprobs is not None:
+                    logprobs = [TokenLogprob(w, reply.logprob, dict(reply.top or {})) for w in words]
+                generations.append(
+                    Generation(
+                        text=text,
+                        finish_reason=finish,
+                        completion_tokens=completion,
+                        usage=Usage(
+                            calls=1 if i == 0 else 0,
+                            prompt_tokens=share_prompt,
+                            completion_tokens=completion,
+                            flops=estimate_flops(self.parameters, share_prompt, 0, completion),
+                        ),
+                        logprobs=logprobs,
+                    )
+                )
+            out.append(generations)
+        return out

@@ -1,0 +1,167 @@
+"""``ponder`` command line: ``solve``, ``setup``, ``models``, ``strategies``.
+
+Errors from the one vocabulary in ``ponder.core.errors`` map to exit codes here and nowhere else:
+2 bad input (unknown names or options), 3 backend unreachable or failing, 4 setup failed, 130 Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from typing import Any
+
+from rich.console import Console
+
+from ponder import __version__
+from ponder.api import DEFAULT_STRATEGY, asolve, build_strategy
+from ponder.backends import make_backend
+from ponder.core.errors import PonderError
+from ponder.core.ledger import Budget
+from ponder.core.types import Result
+from ponder.cli.render import render_result
+
+stdout = Console()
+stderr = Console(stderr=True)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ponder", description="Test-time compute scaling for LLMs.")
+    parser.add_argument("--version", action="version", version=f"ponder {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    solve = commands.add_parser("solve", help="answer a question with a test-time scaling strategy")
+    solve.add_argument("question")
+    solve.add_argument("--strategy", "-s", default=DEFAULT_STRATEGY,
+                       help=f"strategy spec, e.g. self-consistency:n=16,temperature=0.8 (default {DEFAULT_STRATEGY})")
+    add_backend_arguments(solve)
+    solve.add_argument("--seed", type=int, default=None)
+    solve.add_argument("--budget", default=None, help="caps, e.g. tokens=4000,calls=16,seconds=60")
+    solve.add_argument("--json", action="store_true", help="print the result as JSON on stdout")
+
+    setup = commands.add_parser("setup", help="prepare the embedded runtime and model ahead of time")
+    setup.add_argument("--model", default=None, help="embedded model name (default: the default model)")
+
+    commands.add_parser("models", help="list embedded models, their sizes and whether each is ready")
+    commands.add_parser("strategies", help="list strategies and scorers with their options")
+    return parser
+
+
+def add_backend_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", "-m", default=None,
+                        help="embedded model name, or the served model's name with --base-url")
+    parser.add_argument("--base-url", default=None, help="OpenAI-compatible server URL (env PONDER_BASE_URL)")
+    parser.add_argument("--api-key", default=None, help="API key (env PONDER_API_KEY or OPENAI_API_KEY)")
+    parser.add_argument("--server", default=None,
+                        help="server profile: generic, openai, vllm, sglang, llama-server, ollama")
+
+
+class ProgressLine:
+    """A live status line on stderr while candidates arrive."""
+
+    def __init__(self, enabled: bool):
+        self.status = stderr.status("starting…") if enabled and stderr.is_terminal else None
+
+    def __enter__(self) -> ProgressLine:
+        if self.status:
+            self.status.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.status:
+            self.status.stop()
+
+    def __call__(self, kind: str, data: dict[str, Any]) -> None:
+        if self.status is None:
+            return
+        usage = data.get("usage")
+        tokens = f" · {usage.completion_tokens} tokens · {usage.calls} calls" if usage else ""
+        if kind == "generated":
+            self.status.update(f"candidates: {data['count']}{tokens}")
+        elif kind == "scored":
+            self.status.update(f"scored {len(data['scores'])} candidates{tokens}")
+
+
+async def run_solve(args: argparse.Namespace) -> Result:
+    strategy = build_strategy(args.strategy)  # fail fast on bad specs, before any backend starts
+    budget = Budget.parse(args.budget)
+    backend = make_backend(model=args.model, base_url=args.base_url, api_key=args.api_key, server=args.server)
+    try:
+        with ProgressLine(enabled=True) as progress:
+            return await asolve(args.question, strategy, backend=backend, seed=args.seed, budget=budget,
+                                on_event=progress)
+    finally:
+        await backend.close()
+
+
+def command_solve(args: argparse.Namespace) -> int:
+    result = asyncio.run(run_solve(args))
+    if args.json:
+        print(json.dumps(result.to_dict(), indent=2))
+    else:
+        render_result(result, stdout)
+    return 0
+
+
+def command_setup(args: argparse.Namespace) -> int:
+    from ponder.backends.embedded.models import DEFAULT_MODEL, get_model, prepare_model
+    from ponder.backends.embedded.runtime import ensure_llama_server
+
+    name = args.model or DEFAULT_MODEL
+    get_model(name)
+    binary = ensure_llama_server()
+    path = prepare_model(name)
+    stderr.print(f"[green]ready[/]: llama-server at {binary}\n[green]ready[/]: {name} at {path}")
+    return 0
+
+
+def command_models(args: argparse.Namespace) -> int:
+    from rich.table import Table
+
+    from ponder.backends.embedded.models import DEFAULT_MODEL, MODELS, is_ready, model_path
+    from ponder.backends.embedded.runtime import runtime_ready
+
+    table = Table(title=f"embedded models (llama-server runtime {'ready' if runtime_ready() else 'not built'})")
+    for column in ("name", "model", "size", "parameters", "ready", "path"):
+        table.add_column(column)
+    for name, info in MODELS.items():
+        marker = " (default)" if name == DEFAULT_MODEL else ""
+        table.add_row(name + marker, info.description, f"{info.size_bytes / 1e9:.2f} GB",
+                      f"{info.parameters / 1e9:.2f} B", "yes" if is_ready(name) else "no", str(model_path(name)))
+    stdout.print(table)
+    return 0
+
+
+def command_strategies(args: argparse.Namespace) -> int:
+    from ponder.scorers import SCORERS
+    from ponder.strategies import STRATEGIES
+
+    for registry in (STRATEGIES, SCORERS):
+        stdout.print(f"[bold]{registry.kind}s[/]")
+        for entry in registry.entries():
+            options = ", ".join(
+                f"{name}={field.default}" for name, field in entry.options.model_fields.items()
+            )
+            stdout.print(f"  [cyan]{entry.name}[/] — {entry.summary}\n    [dim]{options or '(no options)'}[/]")
+    return 0
+
+
+COMMANDS = {"solve": command_solve, "setup": command_setup, "models": command_models,
+            "strategies": command_strategies}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except PonderError as error:
+        stderr.print(f"[bold red]error:[/] {error}", highlight=False)
+        return error.exit_code
+    except KeyboardInterrupt:
+        stderr.print("[yellow]interrupted[/]")
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

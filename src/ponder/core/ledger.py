@@ -1,0 +1,97 @@
+"""The ledger counts every model call; the budget says when to stop spending.
+
+Every backend and scorer call is recorded on a named *line* (for example ``generate`` or
+``scorer:judge``), so a comparison between strategies can be made at equal measured compute and a
+multi-model strategy can show what each model cost.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, fields
+
+from ponder.core.errors import BudgetExhaustedError, OptionError
+from ponder.core.types import Usage
+
+
+def estimate_flops(parameters: float, prompt_tokens: int, cached_prompt_tokens: int, completion_tokens: int) -> float:
+    """Forward-pass FLOPs ≈ 2 × parameters × tokens processed (cached prompt tokens are not recomputed)."""
+    processed = max(prompt_tokens - cached_prompt_tokens, 0) + completion_tokens
+    return 2.0 * parameters * processed
+
+
+@dataclass(frozen=True)
+class Budget:
+    """Caps on compute. ``None`` means uncapped. ``seconds`` caps wall-clock time since the ledger started."""
+
+    tokens: int | None = None
+    completion_tokens: int | None = None
+    calls: int | None = None
+    seconds: float | None = None
+    flops: float | None = None
+
+    @classmethod
+    def parse(cls, text: str | None) -> Budget:
+        """Parse ``tokens=4000,calls=16`` into a Budget; unknown keys list the valid ones."""
+        if not text:
+            return cls()
+        valid = {f.name: f for f in fields(cls)}
+        values: dict[str, float] = {}
+        for item in text.split(","):
+            key, sep, raw = item.partition("=")
+            key = key.strip().replace("-", "_")
+            if not sep or key not in valid:
+                raise OptionError(f"bad budget item {item!r}; valid keys: {', '.join(valid)}")
+            try:
+                number = float(raw)
+            except ValueError:
+                raise OptionError(f"budget {key} must be a number, got {raw!r}") from None
+            values[key] = number if key in ("seconds", "flops") else int(number)
+        return cls(**values)
+
+    def is_unlimited(self) -> bool:
+        return all(getattr(self, f.name) is None for f in fields(self))
+
+
+class Ledger:
+    """Accumulates usage per line, and answers whether the budget still allows spending."""
+
+    def __init__(self, budget: Budget | None = None):
+        self.budget = budget or Budget()
+        self.lines: dict[str, Usage] = {}
+        self.started = time.monotonic()
+
+    def record(self, line: str, usage: Usage) -> None:
+        self.lines[line] = self.lines.get(line, Usage()) + usage
+
+    @property
+    def total(self) -> Usage:
+        return Usage.total(list(self.lines.values()))
+
+    def elapsed(self) -> float:
+        return time.monotonic() - self.started
+
+    def exhausted_reason(self) -> str | None:
+        """Which cap is met, or None while the budget still allows another call."""
+        b, t = self.budget, self.total
+        checks = [
+            ("tokens", b.tokens, t.total_tokens),
+            ("completion_tokens", b.completion_tokens, t.completion_tokens),
+            ("calls", b.calls, t.calls),
+            ("seconds", b.seconds, self.elapsed()),
+            ("flops", b.flops, t.flops),
+        ]
+        for name, cap, spent in checks:
+            if cap is not None and spent >= cap:
+                return f"{name} budget met ({spent:g} of {cap:g})"
+        return None
+
+    @property
+    def exhausted(self) -> bool:
+        return self.exhausted_reason() is not None
+
+    def check(self) -> None:
+        """Raise BudgetExhaustedError if no further spending is allowed."""
+        reason = self.exhausted_reason()
+        if reason:
+            raise BudgetExhaustedError(reason)

@@ -1,0 +1,143 @@
+"""The values that flow through ponder: problems in, candidates and results out.
+
+They are plain dataclasses with no I/O so that every layer (strategies, scorers, eval, server) can
+build, copy and serialise them freely.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+Role = Literal["system", "user", "assistant", "tool"]
+
+
+@dataclass(frozen=True)
+class Message:
+    role: Role
+    content: str
+
+
+@dataclass
+class Usage:
+    """Compute spent by one or more model calls.
+
+    ``seconds`` is the sum of per-call latencies (compute time, not wall time: concurrent calls add up).
+    ``flops`` is estimated as 2 × parameters × (prompt tokens not served from cache + completion tokens).
+    """
+
+    calls: int = 0
+    prompt_tokens: int = 0
+    cached_prompt_tokens: int = 0
+    completion_tokens: int = 0
+    seconds: float = 0.0
+    flops: float = 0.0
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+    def __add__(self, other: Usage) -> Usage:
+        return Usage(
+            calls=self.calls + other.calls,
+            prompt_tokens=self.prompt_tokens + other.prompt_tokens,
+            cached_prompt_tokens=self.cached_prompt_tokens + other.cached_prompt_tokens,
+            completion_tokens=self.completion_tokens + other.completion_tokens,
+            seconds=self.seconds + other.seconds,
+            flops=self.flops + other.flops,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "total_tokens": self.total_tokens}
+
+    @staticmethod
+    def total(usages: list[Usage]) -> Usage:
+        out = Usage()
+        for usage in usages:
+            out = out + usage
+        return out
+
+
+@dataclass
+class Problem:
+    """A question to answer. ``messages`` overrides ``question`` when a whole conversation is given."""
+
+    question: str
+    messages: list[Message] | None = None
+    id: str | None = None
+    reference: str | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    def as_messages(self, system: str | None = None) -> list[Message]:
+        if self.messages:
+            return list(self.messages)
+        prefix = [Message("system", system)] if system else []
+        return [*prefix, Message("user", self.question)]
+
+
+@dataclass
+class TokenLogprob:
+    """One generated token with its log-probability and the top alternatives (token -> logprob)."""
+
+    token: str
+    logprob: float
+    top: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class Candidate:
+    """One sampled solution, with what the task layer extracted from it and what scorers said of it."""
+
+    text: str
+    answer: str | None = None
+    score: float | None = None
+    scores: dict[str, float] = field(default_factory=dict)
+    finish_reason: str | None = None
+    completion_tokens: int = 0
+    logprobs: list[TokenLogprob] | None = None
+    usage: Usage = field(default_factory=Usage)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "text": self.text,
+            "answer": self.answer,
+            "score": self.score,
+            "scores": self.scores,
+            "finish_reason": self.finish_reason,
+            "completion_tokens": self.completion_tokens,
+            "usage": self.usage.to_dict(),
+        }
+
+
+@dataclass
+class Result:
+    """What a strategy returns: the answer, every candidate, votes or scores, and all compute spent.
+
+    ``answer`` is None when no candidate produced an extractable answer; ``note`` then says why.
+    ``usage`` is the ledger total (generation and scoring); ``usage_by_line`` splits it per ledger line.
+    """
+
+    answer: str | None
+    strategy: str
+    candidates: list[Candidate]
+    usage: Usage
+    usage_by_line: dict[str, Usage] = field(default_factory=dict)
+    votes: dict[str, float] = field(default_factory=dict)
+    text: str | None = None
+    note: str | None = None
+    wall_seconds: float = 0.0
+    budget_exhausted: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "answer": self.answer,
+            "text": self.text,
+            "strategy": self.strategy,
+            "candidates": [c.to_dict() for c in self.candidates],
+            "votes": self.votes,
+            "usage": self.usage.to_dict(),
+            "usage_by_line": {k: v.to_dict() for k, v in self.usage_by_line.items()},
+            "note": self.note,
+            "wall_seconds": self.wall_seconds,
+            "budget_exhausted": self.budget_exhausted,
+        }

@@ -1,0 +1,42 @@
+"""Self-consistency: sample n reasoning paths, answer by majority vote.
+
+Wang et al., "Self-Consistency Improves Chain of Thought Reasoning in Language Models" (2022).
+Defaults: n=8 (the paper's gains are mostly in by 8–16 samples on GSM8K), temperature 0.8 (the paper
+samples at T=0.5–0.7 for UL2/LaMDA and 0.7+ for GPT-3; 0.8 suits small chat models). Votes are over
+equivalence classes of answers; with ``weighted=true`` each vote weighs the candidate's score from
+``scorer`` (weighted voting, as in the paper's "weighted sum" variant).
+"""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from ponder.core.types import Problem, Result
+from ponder.scorers import SCORERS, majority_vote
+from ponder.strategies.base import STRATEGIES, Context, SamplingOptions, Strategy
+
+
+class SelfConsistencyOptions(SamplingOptions):
+    n: int = Field(8, ge=1, le=1024)
+    scorer: str | None = None  # when set, votes are weighted by this scorer's scores
+
+
+@STRATEGIES.register("self-consistency", SelfConsistencyOptions)
+class SelfConsistency(Strategy):
+    """n samples, majority vote over equivalent answers (Wang et al., 2022)."""
+
+    name = "self-consistency"
+
+    async def run(self, problem: Problem, ctx: Context) -> Result:
+        options: SelfConsistencyOptions = self.options  # type: ignore[assignment]
+        scorer = SCORERS.build(options.scorer) if options.scorer else None
+        logprobs = scorer.needs_logprobs if scorer else None
+        candidates = await ctx.sample(ctx.request(problem, options, n=options.n, logprobs=logprobs))
+        weights = None
+        if scorer is not None and candidates:
+            weights = await scorer.score(problem, candidates, ctx)
+            for candidate, weight in zip(candidates, weights, strict=True):
+                candidate.score = candidate.scores[scorer.name] = weight
+        vote = majority_vote(candidates, weights)
+        text = candidates[vote.winner].text if vote.winner is not None else None
+        return ctx.result(self.spec, candidates, vote.answer, text=text, votes=vote.table)

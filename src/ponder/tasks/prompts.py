@@ -1,0 +1,12 @@
+"""Prompts that ask for an answer in the format the extractors read.
+
+The instruction lives beside the extractor (``ponder.tasks.extract``) so that what the model is told and
+what ponder parses cannot drift apart.
+"""
+
+from __future__ import annotations
+
+MATH_SYSTEM_PROMPT = (
+    "Solve the problem step by step. Keep the reasoning short. "
+    "End with the final answer on its own line as \\boxed{ANSWER}."
+)
