@@ -35,17 +35,23 @@ async def direct_tokens_per_second(base_url: str, model: str, concurrency: int, 
     async with httpx.AsyncClient(timeout=600, trust_env=False) as client:
         started = time.monotonic()
         responses = await asyncio.gather(
-            *(client.post(f"{base_url}/chat/completions", json={**body, "seed": i}) for i in range(concurrency))
+            *(
+                client.post(f"{base_url}/chat/completions", json={**body, "seed": i})
+                for i in range(concurrency)
+            )
         )
         elapsed = time.monotonic() - started
     tokens = sum(r.raise_for_status().json()["usage"]["completion_tokens"] for r in responses)
     return tokens / elapsed
 
 
-async def ponder_tokens_per_second(backend: ponder.backends.Backend, n: int, max_tokens: int, seed: int) -> float:
+async def ponder_tokens_per_second(
+    backend: ponder.backends.Backend, n: int, max_tokens: int, seed: int
+) -> float:
     started = time.monotonic()
-    result = await ponder.asolve(Problem(QUESTION), f"self-consistency:n={n},max_tokens={max_tokens}",
-                                 backend=backend, seed=seed)
+    result = await ponder.asolve(
+        Problem(QUESTION), f"self-consistency:n={n},max_tokens={max_tokens}", backend=backend, seed=seed
+    )
     elapsed = time.monotonic() - started
     return result.usage.completion_tokens / elapsed
 
@@ -65,15 +71,27 @@ async def main() -> None:
     levels = sorted({1, 2, 4, backend.capabilities.max_concurrency, args.n})
     direct: dict[int, float] = {}
     for level in levels:
-        rates = [await direct_tokens_per_second(backend.base_url, args.model, level, args.max_tokens)
-                 for _ in range(args.rounds)]
+        rates = [
+            await direct_tokens_per_second(backend.base_url, args.model, level, args.max_tokens)
+            for _ in range(args.rounds)
+        ]
         direct[level] = max(rates)
-        print(f"direct   concurrency {level:>2}: {direct[level]:7.1f} completion tokens/s (best of {args.rounds})")
-    ours = max([await ponder_tokens_per_second(backend, args.n, args.max_tokens, seed=100 * r)
-                for r in range(args.rounds)])
+        print(
+            f"direct   concurrency {level:>2}: {direct[level]:7.1f} completion tokens/s "
+            f"(best of {args.rounds})"
+        )
+    ours = max(
+        [
+            await ponder_tokens_per_second(backend, args.n, args.max_tokens, seed=100 * r)
+            for r in range(args.rounds)
+        ]
+    )
     best_level = max(direct, key=direct.get)
     print(f"ponder   self-consistency:n={args.n}: {ours:7.1f} completion tokens/s (best of {args.rounds})")
-    print(f"ratio ponder / best direct (concurrency {best_level}): {ours / direct[best_level]:.3f}  (target ≥ 0.9)")
+    print(
+        f"ratio ponder / best direct (concurrency {best_level}): "
+        f"{ours / direct[best_level]:.3f}  (target ≥ 0.9)"
+    )
     await backend.close()
     backend.shutdown()
 

@@ -64,20 +64,34 @@ def fake_openai_server() -> Iterator[Callable[[Handler], FakeServer]]:
         server.server_close()
 
 
-def completion(texts: list[str], prompt_tokens: int = 10, completion_tokens: int | None = None,
-               cached: int | None = None, logprobs: list[list[float]] | None = None) -> dict[str, Any]:
+def completion(
+    texts: list[str],
+    prompt_tokens: int = 10,
+    completion_tokens: int | None = None,
+    cached: int | None = None,
+    logprobs: list[list[float]] | None = None,
+) -> dict[str, Any]:
     """An OpenAI chat-completion payload with one choice per text."""
     choices = []
     for i, text in enumerate(texts):
-        choice: dict[str, Any] = {"index": i, "message": {"role": "assistant", "content": text},
-                                  "finish_reason": "stop"}
+        choice: dict[str, Any] = {
+            "index": i,
+            "message": {"role": "assistant", "content": text},
+            "finish_reason": "stop",
+        }
         if logprobs is not None:
-            choice["logprobs"] = {"content": [{"token": f"t{j}", "logprob": lp, "top_logprobs": []}
-                                              for j, lp in enumerate(logprobs[i])]}
+            choice["logprobs"] = {
+                "content": [
+                    {"token": f"t{j}", "logprob": lp, "top_logprobs": []} for j, lp in enumerate(logprobs[i])
+                ]
+            }
         choices.append(choice)
-    usage: dict[str, Any] = {"prompt_tokens": prompt_tokens,
-                             "completion_tokens": completion_tokens if completion_tokens is not None
-                             else sum(len(t.split()) for t in texts)}
+    usage: dict[str, Any] = {
+        "prompt_tokens": prompt_tokens,
+        "completion_tokens": completion_tokens
+        if completion_tokens is not None
+        else sum(len(t.split()) for t in texts),
+    }
     if cached is not None:
         usage["prompt_tokens_details"] = {"cached_tokens": cached}
     return {"id": "x", "object": "chat.completion", "choices": choices, "usage": usage}

@@ -63,8 +63,10 @@ def test_budget_parse_and_errors() -> None:
 
 @given(st.lists(st.tuples(*(st.integers(0, 10**6) for _ in range(4))), max_size=20))
 def test_usage_total_is_fieldwise_sum(rows: list[tuple[int, int, int, int]]) -> None:
-    usages = [Usage(calls=a, prompt_tokens=b, cached_prompt_tokens=min(b, c), completion_tokens=d)
-              for a, b, c, d in rows]
+    usages = [
+        Usage(calls=a, prompt_tokens=b, cached_prompt_tokens=min(b, c), completion_tokens=d)
+        for a, b, c, d in rows
+    ]
     total = Usage.total(usages)
     assert total.calls == sum(r[0] for r in rows)
     assert total.completion_tokens == sum(r[3] for r in rows)
@@ -74,7 +76,11 @@ def test_usage_total_is_fieldwise_sum(rows: list[tuple[int, int, int, int]]) -> 
 def test_parse_spec_plain_options_positional_and_brackets() -> None:
     assert parse_spec("greedy").options == {}
     spec = parse_spec("self-consistency:n=16,temperature=0.8")
-    assert (spec.name, spec.positional, spec.options) == ("self-consistency", None, {"n": "16", "temperature": "0.8"})
+    assert (spec.name, spec.positional, spec.options) == (
+        "self-consistency",
+        None,
+        {"n": "16", "temperature": "0.8"},
+    )
     spec = parse_spec("prm:Qwen/Qwen2.5-Math-PRM-7B,aggregate=min")
     assert (spec.positional, spec.options) == ("Qwen/Qwen2.5-Math-PRM-7B", {"aggregate": "min"})
     spec = parse_spec("best-of-n:n=4,scorer=[judge:top_logprobs=5,max_solution_chars=200]")

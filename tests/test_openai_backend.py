@@ -17,13 +17,24 @@ REQUEST = GenRequest(messages=(Message("user", "hi"),), temperature=0.7, max_tok
 
 
 def backend_for(url: str, server: str = "generic", **kwargs: object) -> OpenAIBackend:
-    return OpenAIBackend(model="m", base_url=url, server=server, capabilities=server_capabilities(server),
-                         backoff=0.01, **kwargs)
+    return OpenAIBackend(
+        model="m",
+        base_url=url,
+        server=server,
+        capabilities=server_capabilities(server),
+        backoff=0.01,
+        **kwargs,
+    )
 
 
 async def test_n_in_one_request_splits_usage_per_choice(fake_openai_server) -> None:
-    fake = fake_openai_server(lambda body, _: (200, completion(["a b", "c d e f"], prompt_tokens=12,
-                                                                 completion_tokens=6, cached=4), {}))
+    fake = fake_openai_server(
+        lambda body, _: (
+            200,
+            completion(["a b", "c d e f"], prompt_tokens=12, completion_tokens=6, cached=4),
+            {},
+        )
+    )
     backend = backend_for(fake.url, "vllm", parameters=1e9)
     [generations] = await backend.generate([REQUEST.with_(n=2)])
     await backend.close()
@@ -49,8 +60,9 @@ async def test_llama_server_profile_fans_out_with_prompt_cache(fake_openai_serve
     payload = completion(["x y z"], prompt_tokens=20)
     payload["timings"] = {"cache_n": 15}
     del payload["usage"]["completion_tokens"]
-    payload["choices"][0]["logprobs"] = {"content": [{"token": t, "logprob": -0.5, "top_logprobs": []}
-                                                     for t in ("x", " y", " z")]}
+    payload["choices"][0]["logprobs"] = {
+        "content": [{"token": t, "logprob": -0.5, "top_logprobs": []} for t in ("x", " y", " z")]
+    }
     fake = fake_openai_server(lambda body, _: (200, payload, {}))
     backend = backend_for(fake.url, "llama-server")
     [generations] = await backend.generate([REQUEST.with_(n=2, logprobs=0)])
@@ -63,8 +75,15 @@ async def test_llama_server_profile_fans_out_with_prompt_cache(fake_openai_serve
 
 async def test_logprobs_and_top_logprobs_are_parsed(fake_openai_server) -> None:
     payload = completion(["Yes"])
-    payload["choices"][0]["logprobs"] = {"content": [{"token": "Yes", "logprob": -0.1, "top_logprobs": [
-        {"token": "Yes", "logprob": -0.1}, {"token": "No", "logprob": -2.4}]}]}
+    payload["choices"][0]["logprobs"] = {
+        "content": [
+            {
+                "token": "Yes",
+                "logprob": -0.1,
+                "top_logprobs": [{"token": "Yes", "logprob": -0.1}, {"token": "No", "logprob": -2.4}],
+            }
+        ]
+    }
     fake = fake_openai_server(lambda body, _: (200, payload, {}))
     backend = backend_for(fake.url)
     [[generation]] = await backend.generate([REQUEST.with_(logprobs=2)])

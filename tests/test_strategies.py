@@ -14,7 +14,10 @@ def assert_usage_is_sum_of_candidates(result: ponder.Result) -> None:
     total = Usage.total([c.usage for c in result.candidates])
     generation = result.usage_by_line["generate"]
     assert (generation.calls, generation.prompt_tokens, generation.completion_tokens) == (
-        total.calls, total.prompt_tokens, total.completion_tokens)
+        total.calls,
+        total.prompt_tokens,
+        total.completion_tokens,
+    )
 
 
 async def test_greedy_samples_once_at_temperature_zero() -> None:
@@ -46,8 +49,11 @@ async def test_self_consistency_tie_breaks_to_first_seen_class() -> None:
 
 
 async def test_self_consistency_weighted_by_scorer() -> None:
-    script = [Reply("\\boxed{7}", logprob=-0.05), Reply("\\boxed{9}", logprob=-3.0),
-              Reply("\\boxed{9}", logprob=-3.0)]
+    script = [
+        Reply("\\boxed{7}", logprob=-0.05),
+        Reply("\\boxed{9}", logprob=-3.0),
+        Reply("\\boxed{9}", logprob=-3.0),
+    ]
     backend = ScriptedBackend(script=script)
     plain = await ponder.asolve("q", "self-consistency:n=3", backend=ScriptedBackend(script=script))
     weighted = await ponder.asolve("q", "self-consistency:n=3,scorer=confidence", backend=backend)
@@ -89,7 +95,11 @@ async def test_best_of_n_with_judge_picks_highest_p_yes() -> None:
 
 
 async def test_best_of_n_with_confidence_requests_logprobs_and_makes_no_extra_calls() -> None:
-    script = [Reply("\\boxed{1}", logprob=-1.0), Reply("\\boxed{2}", logprob=-0.2), Reply("\\boxed{3}", logprob=-0.9)]
+    script = [
+        Reply("\\boxed{1}", logprob=-1.0),
+        Reply("\\boxed{2}", logprob=-0.2),
+        Reply("\\boxed{3}", logprob=-0.9),
+    ]
     backend = ScriptedBackend(script=script)
     result = await ponder.asolve("q", "best-of-n:n=3,scorer=confidence", backend=backend)
     assert result.answer == "2"
@@ -99,15 +109,18 @@ async def test_best_of_n_with_confidence_requests_logprobs_and_makes_no_extra_ca
 
 async def test_best_of_n_prefers_candidates_with_an_answer() -> None:
     script = [Reply("no idea", logprob=-0.01), Reply("\\boxed{4}", logprob=-2.0)]
-    result = await ponder.asolve("q", "best-of-n:n=2,scorer=confidence", backend=ScriptedBackend(script=script))
+    result = await ponder.asolve(
+        "q", "best-of-n:n=2,scorer=confidence", backend=ScriptedBackend(script=script)
+    )
     assert result.answer == "4"
 
 
 async def test_budget_stops_sampling_between_batches() -> None:
     backend = ScriptedBackend(script=["one two three four \\boxed{1}"])
     backend.capabilities = backend.capabilities.__class__(max_concurrency=2)
-    result = await ponder.asolve("q", "self-consistency:n=10", backend=backend,
-                                 budget=Budget(completion_tokens=12))
+    result = await ponder.asolve(
+        "q", "self-consistency:n=10", backend=backend, budget=Budget(completion_tokens=12)
+    )
     # batches of 2 candidates × 5 tokens: 10 tokens < 12 allows a second batch, then 20 ≥ 12 stops
     assert len(result.candidates) == 4
     assert result.budget_exhausted and result.answer == "1"

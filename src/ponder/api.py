@@ -59,6 +59,8 @@ async def asolve(
     return await chosen.run(problem, ctx)
 
 
-def solve(question: str | Problem | list[Message], strategy: str | Strategy = DEFAULT_STRATEGY, **kwargs: Any) -> Result:
+def solve(
+    question: str | Problem | list[Message], strategy: str | Strategy = DEFAULT_STRATEGY, **kwargs: Any
+) -> Result:
     """Synchronous twin of :func:`asolve` (do not call from inside a running event loop)."""
     return asyncio.run(asolve(question, strategy, **kwargs))

@@ -1,6 +1,8 @@
-"""Backends produce tokens: the embedded llama.cpp server (default), any OpenAI-compatible server, a script."""
+"""Backends produce tokens: embedded llama.cpp (default), any OpenAI-compatible server, or a script."""
 
 from __future__ import annotations
+
+import os
 
 from ponder.backends.base import Backend, Capabilities, Generation, GenRequest
 from ponder.backends.openai import SERVER_PROFILES, OpenAIBackend, backend_from_env
@@ -27,8 +29,6 @@ def make_backend(
     server: str | None = None,
 ) -> Backend:
     """The embedded model named ``model`` (default model if None), or an OpenAI-compatible server."""
-    import os
-
     if base_url or os.environ.get("PONDER_BASE_URL"):
         return backend_from_env(base_url=base_url, model=model, api_key=api_key, server=server)
     from ponder.backends.embedded.backend import embedded_backend

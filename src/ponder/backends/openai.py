@@ -10,6 +10,7 @@ ignores ``n``), the remainder is fanned out as separate requests.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import random
 import time
@@ -23,7 +24,6 @@ from ponder.backends.base import (
     Capabilities,
     Generation,
     GenRequest,
-    split_evenly,
     split_proportionally,
 )
 from ponder.core.errors import BackendError, BackendUnavailableError, UnknownNameError
@@ -96,10 +96,8 @@ class OpenAIBackend(Backend):
     async def close(self) -> None:
         if self._client is not None:
             client, self._client = self._client, None
-            try:
+            with contextlib.suppress(RuntimeError):  # its loop is already closed: nothing left to release
                 await client.aclose()
-            except RuntimeError:  # its loop is already closed: nothing left to release
-                pass
 
     # -- requests -----------------------------------------------------------------------------------
     async def generate(self, requests: list[GenRequest]) -> list[list[Generation]]:
@@ -203,13 +201,12 @@ class OpenAIBackend(Backend):
         else:
             raise BackendError("cannot count tokens per choice: server reports one choice and no logprobs")
 
-        shares = split_evenly(1, len(choices))
         generations = []
         for i, choice in enumerate(choices):
             share_prompt = prompt_tokens if i == 0 else 0
             share_cached = cached if i == 0 else 0
             generation_usage = Usage(
-                calls=shares[i],
+                calls=1 if i == 0 else 0,
                 prompt_tokens=share_prompt,
                 cached_prompt_tokens=share_cached,
                 completion_tokens=counts[i],
@@ -262,7 +259,10 @@ def _retry_after(response: httpx.Response) -> float | None:
 
 
 def backend_from_env(
-    base_url: str | None = None, model: str | None = None, api_key: str | None = None, server: str | None = None
+    base_url: str | None = None,
+    model: str | None = None,
+    api_key: str | None = None,
+    server: str | None = None,
 ) -> OpenAIBackend:
     """Build an OpenAI-compatible backend from arguments, falling back to PONDER_*/OPENAI_* env vars."""
     base_url = base_url or os.environ.get("PONDER_BASE_URL") or os.environ.get("OPENAI_BASE_URL")

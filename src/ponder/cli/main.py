@@ -17,10 +17,10 @@ from rich.console import Console
 from ponder import __version__
 from ponder.api import DEFAULT_STRATEGY, asolve, build_strategy
 from ponder.backends import make_backend
+from ponder.cli.render import render_result
 from ponder.core.errors import PonderError
 from ponder.core.ledger import Budget
 from ponder.core.types import Result
-from ponder.cli.render import render_result
 
 stdout = Console()
 stderr = Console(stderr=True)
@@ -33,8 +33,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     solve = commands.add_parser("solve", help="answer a question with a test-time scaling strategy")
     solve.add_argument("question")
-    solve.add_argument("--strategy", "-s", default=DEFAULT_STRATEGY,
-                       help=f"strategy spec, e.g. self-consistency:n=16,temperature=0.8 (default {DEFAULT_STRATEGY})")
+    solve.add_argument(
+        "--strategy",
+        "-s",
+        default=DEFAULT_STRATEGY,
+        help=f"strategy spec, e.g. self-consistency:n=16,temperature=0.8 (default {DEFAULT_STRATEGY})",
+    )
     add_backend_arguments(solve)
     solve.add_argument("--seed", type=int, default=None)
     solve.add_argument("--budget", default=None, help="caps, e.g. tokens=4000,calls=16,seconds=60")
@@ -49,12 +53,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def add_backend_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", "-m", default=None,
-                        help="embedded model name, or the served model's name with --base-url")
+    parser.add_argument(
+        "--model", "-m", default=None, help="embedded model name, or the served model's name with --base-url"
+    )
     parser.add_argument("--base-url", default=None, help="OpenAI-compatible server URL (env PONDER_BASE_URL)")
     parser.add_argument("--api-key", default=None, help="API key (env PONDER_API_KEY or OPENAI_API_KEY)")
-    parser.add_argument("--server", default=None,
-                        help="server profile: generic, openai, vllm, sglang, llama-server, ollama")
+    parser.add_argument(
+        "--server", default=None, help="server profile: generic, openai, vllm, sglang, llama-server, ollama"
+    )
 
 
 class ProgressLine:
@@ -89,8 +95,9 @@ async def run_solve(args: argparse.Namespace) -> Result:
     backend = make_backend(model=args.model, base_url=args.base_url, api_key=args.api_key, server=args.server)
     try:
         with ProgressLine(enabled=True) as progress:
-            return await asolve(args.question, strategy, backend=backend, seed=args.seed, budget=budget,
-                                on_event=progress)
+            return await asolve(
+                args.question, strategy, backend=backend, seed=args.seed, budget=budget, on_event=progress
+            )
     finally:
         await backend.close()
 
@@ -122,14 +129,20 @@ def command_models(args: argparse.Namespace) -> int:
     from ponder.backends.embedded.models import DEFAULT_MODEL, MODELS, is_ready, model_path
     from ponder.backends.embedded.runtime import runtime_ready
 
-    table = Table(title=f"embedded models (llama-server runtime {'ready' if runtime_ready() else 'not built'})")
-    for column in ("name", "model", "size", "parameters", "ready", "path"):
-        table.add_column(column)
+    table = Table(title="embedded models", title_justify="left")
+    for column in ("name", "size", "parameters", "ready"):
+        table.add_column(column, no_wrap=True)
     for name, info in MODELS.items():
         marker = " (default)" if name == DEFAULT_MODEL else ""
-        table.add_row(name + marker, info.description, f"{info.size_bytes / 1e9:.2f} GB",
-                      f"{info.parameters / 1e9:.2f} B", "yes" if is_ready(name) else "no", str(model_path(name)))
+        table.add_row(
+            name + marker,
+            f"{info.size_bytes / 1e9:.2f} GB",
+            f"{info.parameters / 1e9:.2f} B",
+            "yes" if is_ready(name) else "no (ponder setup --model " + name + ")",
+        )
     stdout.print(table)
+    stdout.print(f"models in {model_path(DEFAULT_MODEL).parent}", soft_wrap=True)
+    stdout.print(f"llama-server runtime: {'ready' if runtime_ready() else 'not built yet (ponder setup)'}")
     return 0
 
 
@@ -143,12 +156,18 @@ def command_strategies(args: argparse.Namespace) -> int:
             options = ", ".join(
                 f"{name}={field.default}" for name, field in entry.options.model_fields.items()
             )
-            stdout.print(f"  [cyan]{entry.name}[/] — {entry.summary}\n    [dim]{options or '(no options)'}[/]")
+            stdout.print(
+                f"  [cyan]{entry.name}[/] — {entry.summary}\n    [dim]{options or '(no options)'}[/]"
+            )
     return 0
 
 
-COMMANDS = {"solve": command_solve, "setup": command_setup, "models": command_models,
-            "strategies": command_strategies}
+COMMANDS = {
+    "solve": command_solve,
+    "setup": command_setup,
+    "models": command_models,
+    "strategies": command_strategies,
+}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -156,7 +175,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return COMMANDS[args.command](args)
     except PonderError as error:
-        stderr.print(f"[bold red]error:[/] {error}", highlight=False)
+        stderr.print(f"[bold red]error:[/] {error}", highlight=False, soft_wrap=True)
         return error.exit_code
     except KeyboardInterrupt:
         stderr.print("[yellow]interrupted[/]")

@@ -34,8 +34,12 @@ def render_result(result: Result, console: Console) -> None:
         for column in ("#", "answer", "score", "tokens"):
             table.add_column(column, justify="right" if column != "answer" else "left")
         for i, c in enumerate(result.candidates):
-            table.add_row(str(i), str(c.answer), f"{c.score:.3f}" if c.score is not None else "-",
-                          str(c.completion_tokens))
+            table.add_row(
+                str(i),
+                str(c.answer),
+                f"{c.score:.3f}" if c.score is not None else "-",
+                str(c.completion_tokens),
+            )
         console.print(table)
     if result.answer is None:
         console.print(f"[bold red]no answer[/]: {result.note}")

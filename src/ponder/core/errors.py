@@ -24,7 +24,7 @@ class UnknownNameError(UsageError):
 
     def __init__(self, kind: str, name: str, valid: list[str]):
         self.kind, self.name, self.valid = kind, name, sorted(valid)
-        super().__init__(f"unknown {kind} {name!r}; valid {kind}s: {', '.join(self.valid)}")
+        super().__init__(f"unknown {kind} {name!r}; valid names: {', '.join(self.valid)}")
 
 
 class OptionError(UsageError):

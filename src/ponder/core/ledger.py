@@ -14,7 +14,9 @@ from ponder.core.errors import BudgetExhaustedError, OptionError
 from ponder.core.types import Usage
 
 
-def estimate_flops(parameters: float, prompt_tokens: int, cached_prompt_tokens: int, completion_tokens: int) -> float:
+def estimate_flops(
+    parameters: float, prompt_tokens: int, cached_prompt_tokens: int, completion_tokens: int
+) -> float:
     """Forward-pass FLOPs ≈ 2 × parameters × tokens processed (cached prompt tokens are not recomputed)."""
     processed = max(prompt_tokens - cached_prompt_tokens, 0) + completion_tokens
     return 2.0 * parameters * processed

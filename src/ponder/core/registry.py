@@ -104,12 +104,16 @@ class Registry(Generic[T]):
         self.kind = kind
         self._entries: dict[str, Entry[T]] = {}
 
-    def register(self, name: str, options: type[Options], summary: str = "") -> Callable[[Callable[..., T]], Callable[..., T]]:
+    def register(
+        self, name: str, options: type[Options], summary: str = ""
+    ) -> Callable[[Callable[..., T]], Callable[..., T]]:
         def decorate(factory: Callable[..., T]) -> Callable[..., T]:
             if name in self._entries:
                 raise ValueError(f"{self.kind} {name!r} registered twice")
             doc_lines = (factory.__doc__ or "").strip().splitlines()
-            self._entries[name] = Entry(name, factory, options, summary or (doc_lines[0] if doc_lines else ""))
+            self._entries[name] = Entry(
+                name, factory, options, summary or (doc_lines[0] if doc_lines else "")
+            )
             return factory
 
         return decorate
@@ -135,7 +139,9 @@ class Registry(Generic[T]):
         if spec.positional is not None:
             field_name = model.positional_field
             if not field_name:
-                raise OptionError(f"{self.kind} {spec.name!r} takes no positional argument (got {spec.positional!r})")
+                raise OptionError(
+                    f"{self.kind} {spec.name!r} takes no positional argument (got {spec.positional!r})"
+                )
             values[field_name] = spec.positional
         values.update({k: v for k, v in overrides.items() if v is not None})
         valid = sorted(model.model_fields)

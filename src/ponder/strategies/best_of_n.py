@@ -25,9 +25,13 @@ class BestOfN(Strategy):
 
     name = "best-of-n"
 
+    def __init__(self, options: BestOfNOptions):
+        super().__init__(options)
+        self.scorer = SCORERS.build(options.scorer)
+
     async def run(self, problem: Problem, ctx: Context) -> Result:
         options: BestOfNOptions = self.options  # type: ignore[assignment]
-        scorer = SCORERS.build(options.scorer)
+        scorer = self.scorer
         request = ctx.request(problem, options, n=options.n, logprobs=scorer.needs_logprobs)
         candidates = await ctx.sample(request)
         if not candidates:

@@ -27,9 +27,13 @@ class SelfConsistency(Strategy):
 
     name = "self-consistency"
 
+    def __init__(self, options: SelfConsistencyOptions):
+        super().__init__(options)
+        self.scorer = SCORERS.build(options.scorer) if options.scorer else None
+
     async def run(self, problem: Problem, ctx: Context) -> Result:
         options: SelfConsistencyOptions = self.options  # type: ignore[assignment]
-        scorer = SCORERS.build(options.scorer) if options.scorer else None
+        scorer = self.scorer
         logprobs = scorer.needs_logprobs if scorer else None
         candidates = await ctx.sample(ctx.request(problem, options, n=options.n, logprobs=logprobs))
         weights = None

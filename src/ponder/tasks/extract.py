@@ -14,7 +14,9 @@ import re
 _BOX_COMMAND = re.compile(r"\\(?:boxed|fbox)(?![A-Za-z])")
 _SPACED_BOX_ARGUMENT = re.compile(r"[ \t]+([^\s$]+)")  # MATH's "\boxed 5" form
 _ANSWER_WORD = re.compile(r"\banswer\b", re.IGNORECASE)
-_ANSWER_TAIL = re.compile(r"\s*(?:\*\*|__)?\s*(?:is\b\s*:?|:)\s*(?:\*\*|__)?\s*(?P<answer>[^\n]*)", re.IGNORECASE)
+_ANSWER_TAIL = re.compile(
+    r"\s*(?:\*\*|__)?\s*(?:is\b\s*:?|:)\s*(?:\*\*|__)?\s*(?P<answer>[^\n]*)", re.IGNORECASE
+)
 _SENTENCE_END = re.compile(r"\.(?:\s|$)")
 _INLINE_MATH = re.compile(r"\$\$?(.+?)\$\$?|\\\((.+?)\\\)")
 _NUMBER = re.compile(
@@ -27,7 +29,7 @@ _NUMBER = re.compile(
 _DELIMITERS = (("$$", "$$"), ("$", "$"), ("\\(", "\\)"), ("\\[", "\\]"))
 _TEXT_WRAPPER = re.compile(r"\\(?:text|textbf|mbox|mathrm)\{([^{}]*)\}")
 _UNIT_SUFFIX = re.compile(
-    r"(?P<value>[-+]?[\d.,/]+)(?:\s|\\[,;:! ])*\\(?:text|mbox)\{\s*[A-Za-z][A-Za-z\s.]*\}(?:\^\{?\d\}?)?"
+    r"(?P<value>[-+]?\d[\d.,/]*)(?:\s|\\[,;:! ])*\\(?:text|mbox)\{\s*[A-Za-z][A-Za-z\s.]*\}(?:\^\{?\d\}?)?"
 )
 _FENCED_BLOCK = re.compile(r"^[ \t]*```[ \t]*([\w+#.-]*)[^\n]*\n(.*?)^[ \t]*```", re.MULTILINE | re.DOTALL)
 _LANGUAGE_ALIASES = {"python": {"python", "py", "python3"}}
@@ -117,7 +119,11 @@ def _clean(answer: str) -> str:
         previous = answer
         answer = answer.strip().rstrip(".").strip("*").strip()
         for opening, closing in _DELIMITERS:
-            if len(answer) > len(opening) + len(closing) and answer.startswith(opening) and answer.endswith(closing):
+            if (
+                len(answer) > len(opening) + len(closing)
+                and answer.startswith(opening)
+                and answer.endswith(closing)
+            ):
                 answer = answer[len(opening) : -len(closing)]
                 break
     if units := _UNIT_SUFFIX.fullmatch(answer):
@@ -161,4 +167,6 @@ def normalize_answer(answer: str) -> str:
     text = _WHITESPACE.sub(lambda match: f"{match.group(1)} " if match.group(1) else "", text)
     if _GROUPED_NUMBER.fullmatch(text):
         text = text.replace(",", "")
-    return _TRAILING_ZEROS.sub(lambda match: match.group(1) + (f".{match.group(2)}" if match.group(2) else ""), text)
+    return _TRAILING_ZEROS.sub(
+        lambda match: match.group(1) + (f".{match.group(2)}" if match.group(2) else ""), text
+    )

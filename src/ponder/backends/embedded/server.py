@@ -158,7 +158,7 @@ class LlamaServer:
         host: str = "127.0.0.1",
         startup_timeout: float = 120.0,
         stop_timeout: float = 5.0,
-        log_dir: Path | None = None,
+        log_dir: Path | str | None = None,
         extra_args: Sequence[str] = (),
     ):
         self.model_path = Path(model_path)
@@ -169,7 +169,7 @@ class LlamaServer:
         self.host = host
         self.startup_timeout = startup_timeout
         self.stop_timeout = stop_timeout
-        self.log_dir = log_dir
+        self.log_dir = Path(log_dir) if log_dir is not None else None
         self.extra_args = tuple(extra_args)
         self.log_path: Path | None = None
         self._port: int | None = None

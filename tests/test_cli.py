@@ -1,0 +1,99 @@
+"""The command line end to end against a fake OpenAI-compatible server: output, JSON, exit codes."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from conftest import completion
+
+from ponder.cli.main import main
+
+PONDER = [sys.executable, "-m", "ponder.cli.main"]
+
+
+def test_solve_json_through_base_url(fake_openai_server, capsys) -> None:
+    answers = iter(["\\boxed{391}", "\\boxed{391}", "\\boxed{390}"])
+    fake = fake_openai_server(lambda body, _: (200, completion([next(answers)], prompt_tokens=30), {}))
+    code = main(
+        [
+            "solve",
+            "What is 17*23?",
+            "--base-url",
+            fake.url,
+            "--model",
+            "m",
+            "--server",
+            "llama-server",
+            "--strategy",
+            "self-consistency:n=3",
+            "--seed",
+            "5",
+            "--json",
+        ]
+    )
+    assert code == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["answer"] == "391"
+    assert result["votes"] == {"391": 2.0, "390": 1.0}
+    assert sorted(c["answer"] for c in result["candidates"]) == ["390", "391", "391"]
+    assert result["usage"]["calls"] == 3 and result["usage"]["prompt_tokens"] == 90
+    assert result["usage"]["completion_tokens"] == sum(
+        c["usage"]["completion_tokens"] for c in result["candidates"]
+    )
+    assert {body["seed"] for body in fake.bodies} == {5, 6, 7}
+
+
+def test_solve_human_output_shows_votes_answer_and_usage(fake_openai_server, capsys) -> None:
+    fake = fake_openai_server(lambda body, _: (200, completion(["so \\boxed{12}"]), {}))
+    assert (
+        main(["solve", "3*4?", "--base-url", fake.url, "--model", "m", "--strategy", "self-consistency:n=2"])
+        == 0
+    )
+    out = capsys.readouterr().out
+    assert "answer: 12" in out and "votes" in out and "2 calls" in out and "completion tokens" in out
+
+
+def test_no_answer_is_reported_with_exit_0(fake_openai_server, capsys) -> None:
+    fake = fake_openai_server(lambda body, _: (200, completion(["I cannot say."]), {}))
+    assert main(["solve", "?", "--base-url", fake.url, "--model", "m", "--strategy", "greedy"]) == 0
+    assert "no answer" in capsys.readouterr().out
+
+
+def test_unknown_strategy_exits_2_and_lists_valid_names() -> None:
+    completed = subprocess.run(
+        [*PONDER, "solve", "x", "--strategy", "nope"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        stdin=subprocess.DEVNULL,
+    )
+    assert completed.returncode == 2
+    for name in ("best-of-n", "greedy", "self-consistency"):
+        assert name in completed.stderr
+
+
+def test_unknown_option_and_model_exit_2(capsys) -> None:
+    assert main(["solve", "x", "--strategy", "best-of-n:scorer=oracle"]) == 2
+    assert "valid names: confidence, judge" in capsys.readouterr().err
+    assert main(["solve", "x", "--model", "gpt-17"]) == 2
+    assert "qwen2.5-coder-1.5b" in capsys.readouterr().err
+
+
+def test_unreachable_server_exits_3_naming_url_and_cause() -> None:
+    completed = subprocess.run(
+        [*PONDER, "solve", "x", "--base-url", "http://127.0.0.1:9", "--model", "m", "--strategy", "greedy"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        stdin=subprocess.DEVNULL,
+    )
+    assert completed.returncode == 3
+    assert "127.0.0.1:9/v1/chat/completions" in completed.stderr and "ConnectError" in completed.stderr
+
+
+def test_strategies_command_lists_options(capsys) -> None:
+    assert main(["strategies"]) == 0
+    out = capsys.readouterr().out
+    assert "self-consistency" in out and "n=8" in out and "judge" in out
