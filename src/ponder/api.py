@@ -15,6 +15,7 @@ from ponder.core.ledger import Budget, Ledger
 from ponder.core.types import Message, Problem, Result
 from ponder.strategies import STRATEGIES, Context, Strategy
 from ponder.strategies.base import EventHandler
+from ponder.tasks.prompts import MATH_SYSTEM_PROMPT
 
 DEFAULT_STRATEGY = "self-consistency:n=8"
 
@@ -35,13 +36,16 @@ async def asolve(
     server: str | None = None,
     seed: int | None = None,
     budget: Budget | str | None = None,
+    system_prompt: str | None = MATH_SYSTEM_PROMPT,
     on_event: EventHandler | None = None,
     **options: Any,
 ) -> Result:
     """Solve one question with a strategy, returning every candidate and the compute spent.
 
     ``options`` override the strategy's options (``n=16``, ``temperature=0.7``); unknown ones raise
-    OptionError listing the valid names.
+    OptionError listing the valid names. ``system_prompt`` is used when the question is a plain string
+    (a message list carries its own); the default asks for step-by-step reasoning and a ``\\boxed{}``
+    answer.
     """
     if isinstance(question, Problem):
         problem = question
@@ -54,7 +58,7 @@ async def asolve(
     if backend is None:
         backend = make_backend(model=model, base_url=base_url, api_key=api_key, server=server)
     ledger = Ledger(budget if isinstance(budget, Budget) else Budget.parse(budget))
-    ctx = Context(backend=backend, ledger=ledger, seed=seed, on_event=on_event)
+    ctx = Context(backend=backend, ledger=ledger, seed=seed, on_event=on_event, system_prompt=system_prompt)
     await backend.start()
     return await chosen.run(problem, ctx)
 

@@ -190,6 +190,8 @@ class OpenAIBackend(Backend):
         cached = int(cached or 0)
 
         texts = [(c.get("message") or {}).get("content") or "" for c in choices]
+        if request.prefix:  # llama-server echoes the continued prefix; the generation is what follows it
+            texts = [t[len(request.prefix) :] if t.startswith(request.prefix) else t for t in texts]
         logprobs = [_parse_logprobs(c.get("logprobs")) for c in choices]
         reported = int(usage.get("completion_tokens") or 0)
         if len(choices) == 1:

@@ -21,6 +21,7 @@ from ponder.cli.render import render_result
 from ponder.core.errors import PonderError
 from ponder.core.ledger import Budget
 from ponder.core.types import Result
+from ponder.tasks.prompts import MATH_SYSTEM_PROMPT
 
 stdout = Console()
 stderr = Console(stderr=True)
@@ -41,6 +42,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_backend_arguments(solve)
     solve.add_argument("--seed", type=int, default=None)
+    solve.add_argument(
+        "--system-prompt",
+        default=MATH_SYSTEM_PROMPT,
+        help="system prompt (default: step by step, \\boxed{} answer)",
+    )
     solve.add_argument("--budget", default=None, help="caps, e.g. tokens=4000,calls=16,seconds=60")
     solve.add_argument("--json", action="store_true", help="print the result as JSON on stdout")
 
@@ -96,7 +102,13 @@ async def run_solve(args: argparse.Namespace) -> Result:
     try:
         with ProgressLine(enabled=True) as progress:
             return await asolve(
-                args.question, strategy, backend=backend, seed=args.seed, budget=budget, on_event=progress
+                args.question,
+                strategy,
+                backend=backend,
+                seed=args.seed,
+                budget=budget,
+                system_prompt=args.system_prompt or None,
+                on_event=progress,
             )
     finally:
         await backend.close()

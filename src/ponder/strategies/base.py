@@ -29,7 +29,7 @@ EventHandler = Callable[[str, dict[str, Any]], None]
 class SamplingOptions(Options):
     """Options every sampling strategy takes. Defaults follow common practice for small chat models."""
 
-    temperature: float = Field(0.8, ge=0.0, le=5.0)
+    temperature: float = Field(0.7, ge=0.0, le=5.0)
     top_p: float = Field(1.0, gt=0.0, le=1.0)
     max_tokens: int = Field(1024, ge=1)
     seed: int | None = None

@@ -1,8 +1,8 @@
 """Self-consistency: sample n reasoning paths, answer by majority vote.
 
 Wang et al., "Self-Consistency Improves Chain of Thought Reasoning in Language Models" (2022).
-Defaults: n=8 (the paper's gains are mostly in by 8–16 samples on GSM8K), temperature 0.8 (the paper
-samples at T=0.5–0.7 for UL2/LaMDA and 0.7+ for GPT-3; 0.8 suits small chat models). Votes are over
+Defaults: n=8 (the paper's gains are mostly in by 8–16 samples on GSM8K), temperature 0.7 (the paper
+samples at T=0.5–0.7). Votes are over
 equivalence classes of answers; with ``weighted=true`` each vote weighs the candidate's score from
 ``scorer`` (weighted voting, as in the paper's "weighted sum" variant).
 """

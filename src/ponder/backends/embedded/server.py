@@ -102,8 +102,9 @@ class _Spawner:
         with cls._lock:
             if cls._requests is None:
                 cls._requests = queue.Queue()
-                threading.Thread(target=cls._serve, args=(cls._requests,), name="ponder-spawner",
-                                 daemon=True).start()
+                threading.Thread(
+                    target=cls._serve, args=(cls._requests,), name="ponder-spawner", daemon=True
+                ).start()
         future: concurrent.futures.Future[Any] = concurrent.futures.Future()
         cls._requests.put((action, future))
         return future.result()
@@ -213,17 +214,24 @@ class LlamaServer:
         """The exact command line (flags checked against ``llama-server --help`` of the pinned version)."""
         return [
             str(self.binary),
-            "--model", str(self.model_path),
-            "--host", self.host,
-            "--port", str(port),
-            "--parallel", str(self.parallel),
-            "--ctx-size", str(self.context_length * self.parallel),
+            "--model",
+            str(self.model_path),
+            "--host",
+            self.host,
+            "--port",
+            str(port),
+            "--parallel",
+            str(self.parallel),
+            "--ctx-size",
+            str(self.context_length * self.parallel),
             "--cont-batching",
             "--cache-prompt",
-            "--threads", str(self.threads),
+            "--threads",
+            str(self.threads),
             "--no-webui",
             "--metrics",
-            "--log-colors", "off",
+            "--log-colors",
+            "off",
             *self.extra_args,
         ]
 
@@ -257,7 +265,8 @@ class LlamaServer:
                     if not lost_port_race or attempt == _PORT_ATTEMPTS:
                         raise BackendError(
                             f"llama-server exited during startup (exit {exited.code}); "
-                            f"log {self.log_path}:\n{exited.log}") from None
+                            f"log {self.log_path}:\n{exited.log}"
+                        ) from None
 
     async def astart(self) -> None:
         """``start()`` without blocking the event loop (the wait for /health runs in a worker thread)."""
@@ -270,8 +279,14 @@ class LlamaServer:
 
         def spawn() -> subprocess.Popen[bytes]:
             return subprocess.Popen(
-                command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=environment,
-                start_new_session=True, preexec_fn=_set_parent_death_signal, close_fds=True,
+                command,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=environment,
+                start_new_session=True,
+                preexec_fn=_set_parent_death_signal,
+                close_fds=True,
             )
 
         try:
@@ -292,14 +307,17 @@ class LlamaServer:
             if code is not None:
                 self._process = None
                 raise _ExitedEarly(code, _tail(self.log_path))
-            with contextlib.suppress(OSError, urllib.error.URLError), urllib.request.urlopen(
-                url, timeout=2
-            ) as response:
+            with (
+                contextlib.suppress(OSError, urllib.error.URLError),
+                urllib.request.urlopen(url, timeout=2) as response,
+            ):
                 if response.status == 200:
                     return
             if time.monotonic() > deadline:
-                raise BackendError(f"llama-server did not become healthy within {self.startup_timeout:.0f}"
-                                   f" s; log {self.log_path}:\n{_tail(self.log_path)}")
+                raise BackendError(
+                    f"llama-server did not become healthy within {self.startup_timeout:.0f}"
+                    f" s; log {self.log_path}:\n{_tail(self.log_path)}"
+                )
             time.sleep(0.2)
 
     def stop(self) -> None:
