@@ -6,10 +6,9 @@ what ponder parses cannot drift apart.
 
 from __future__ import annotations
 
-#: The worked multiplication is a hint, not a shot: small models (qwen2.5-coder-0.5b) make most of their
-#: errors in multi-digit arithmetic, and showing place-value splitting once made them use it.
+#: Measured on qwen2.5-coder-0.5b (5 arithmetic word problems, 16 samples each): this short prompt gave
+#: 35% per-sample accuracy; adding a worked place-value example gave 20% (the model copied its numbers).
 MATH_SYSTEM_PROMPT = (
-    "Solve the problem step by step. Do arithmetic in small exact steps, "
-    "e.g. 24*13 = 24*10 + 24*3 = 240 + 72 = 312. "
+    "Solve the problem step by step. Keep the reasoning short. "
     "End with the final answer on its own line as \\boxed{ANSWER}."
 )
