@@ -28,7 +28,7 @@ async def direct_tokens_per_second(base_url: str, model: str, concurrency: int, 
     body = {
         "model": model,
         "messages": [{"role": "user", "content": QUESTION}],
-        "temperature": 0.8,
+        "temperature": 0.7,
         "max_tokens": max_tokens,
         "cache_prompt": True,
     }
@@ -50,7 +50,10 @@ async def ponder_tokens_per_second(
 ) -> float:
     started = time.monotonic()
     result = await ponder.asolve(
-        Problem(QUESTION), f"self-consistency:n={n},max_tokens={max_tokens}", backend=backend, seed=seed
+        Problem(QUESTION),
+        f"self-consistency:n={n},max_tokens={max_tokens},temperature=0.7",
+        backend=backend,
+        seed=seed,
     )
     elapsed = time.monotonic() - started
     return result.usage.completion_tokens / elapsed

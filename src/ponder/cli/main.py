@@ -162,8 +162,8 @@ def command_strategies(args: argparse.Namespace) -> int:
     from ponder.scorers import SCORERS
     from ponder.strategies import STRATEGIES
 
-    for registry in (STRATEGIES, SCORERS):
-        stdout.print(f"[bold]{registry.kind}s[/]")
+    for title, registry in (("strategies", STRATEGIES), ("scorers", SCORERS)):
+        stdout.print(f"[bold]{title}[/]")
         for entry in registry.entries():
             options = ", ".join(
                 f"{name}={field.default}" for name, field in entry.options.model_fields.items()

@@ -47,7 +47,8 @@ def render_result(result: Result, console: Console) -> None:
         console.print(f"[bold]answer:[/] [bold green]{result.answer}[/]")
     if result.budget_exhausted:
         console.print("[yellow]budget met: the answer uses the candidates drawn before it[/]")
-    console.print(f"[dim]strategy {result.strategy} · {usage_line(result.usage, result.wall_seconds)}[/]")
+    usage = usage_line(result.usage, result.wall_seconds)
+    console.print(f"[dim]strategy {result.strategy} · {usage}[/]", soft_wrap=True)
     if len(result.usage_by_line) > 1:
         for line, usage in result.usage_by_line.items():
-            console.print(f"[dim]  {line}: {usage_line(usage)}[/]")
+            console.print(f"[dim]  {line}: {usage_line(usage)}[/]", soft_wrap=True)
