@@ -95,9 +95,9 @@ def test_parse_spec_rejects_malformed(bad: str) -> None:
 
 
 def test_registry_builds_typed_options() -> None:
-    strategy = STRATEGIES.build("self-consistency:n=16,temperature=0.7")
-    assert strategy.options.n == 16 and strategy.options.temperature == 0.7
-    assert strategy.spec == "self-consistency:n=16,temperature=0.7"
+    strategy = STRATEGIES.build("self-consistency:n=16,temperature=0.5")
+    assert strategy.options.n == 16 and strategy.options.temperature == 0.5
+    assert strategy.spec == "self-consistency:n=16,temperature=0.5"
     overridden = STRATEGIES.build("self-consistency:n=16", n=3)
     assert overridden.options.n == 3
 

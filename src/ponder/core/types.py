@@ -6,7 +6,7 @@ build, copy and serialise them freely.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Literal
 
 Role = Literal["system", "user", "assistant", "tool"]
@@ -49,6 +49,10 @@ class Usage:
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "total_tokens": self.total_tokens}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Usage:
+        return cls(**{f.name: data.get(f.name, 0) for f in fields(cls)})
 
     @staticmethod
     def total(usages: list[Usage]) -> Usage:
@@ -96,6 +100,9 @@ class Candidate:
     completion_tokens: int = 0
     logprobs: list[TokenLogprob] | None = None
     usage: Usage = field(default_factory=Usage)
+    #: model calls made to score this candidate (judge, verifier), so a subset of candidates can be
+    #: billed exactly what generating *and* scoring it cost
+    scoring_usage: Usage = field(default_factory=Usage)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -106,7 +113,22 @@ class Candidate:
             "finish_reason": self.finish_reason,
             "completion_tokens": self.completion_tokens,
             "usage": self.usage.to_dict(),
+            "scoring_usage": self.scoring_usage.to_dict(),
         }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Candidate:
+        """Rebuild a stored candidate (logprobs are not stored)."""
+        return cls(
+            text=data["text"],
+            answer=data.get("answer"),
+            score=data.get("score"),
+            scores=dict(data.get("scores") or {}),
+            finish_reason=data.get("finish_reason"),
+            completion_tokens=int(data.get("completion_tokens") or 0),
+            usage=Usage.from_dict(data.get("usage") or {}),
+            scoring_usage=Usage.from_dict(data.get("scoring_usage") or {}),
+        )
 
 
 @dataclass

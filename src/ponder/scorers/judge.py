@@ -80,7 +80,8 @@ class JudgeScorer(Scorer):
         ]
         results = await ctx.generate(requests, line=self.line)
         scores = []
-        for [generation] in results:
+        for candidate, [generation] in zip(candidates, results, strict=True):
+            candidate.scoring_usage = candidate.scoring_usage + generation.usage
             first = generation.logprobs[0] if generation.logprobs else None
             probability = p_yes(first)
             scores.append(probability if probability is not None else verbal_verdict(generation.text))

@@ -11,7 +11,7 @@ import abc
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 from pydantic import Field
 
@@ -19,6 +19,7 @@ from ponder.backends.base import Backend, Generation, GenRequest
 from ponder.core.ledger import Ledger
 from ponder.core.registry import Options, Registry
 from ponder.core.types import Candidate, Problem, Result, Usage
+from ponder.scorers.vote import Vote
 from ponder.tasks.extract import extract_answer
 from ponder.tasks.prompts import MATH_SYSTEM_PROMPT
 
@@ -130,9 +131,17 @@ class Context:
 
 
 class Strategy(abc.ABC):
-    """A way to spend compute on one problem. Subclasses set ``name`` and implement ``run``."""
+    """A way to spend compute on one problem. Subclasses set ``name`` and implement ``run``.
+
+    ``budget_option`` names the option a compute budget scales (``n`` for sampling strategies; None when
+    a budget does not apply). Strategies whose answer is a selection from independent samples implement
+    ``select``: the eval then draws once at the largest budget and derives every smaller budget by
+    re-selecting from subsets of the stored samples (``sample_bank``).
+    """
 
     name: str = ""
+    budget_option: ClassVar[str | None] = None
+    sample_bank: ClassVar[bool] = False
 
     def __init__(self, options: Options):
         self.options = options
@@ -146,6 +155,10 @@ class Strategy(abc.ABC):
     @abc.abstractmethod
     async def run(self, problem: Problem, ctx: Context) -> Result:
         """Solve ``problem`` within ``ctx``'s budget and return every candidate with its usage."""
+
+    def select(self, candidates: list[Candidate]) -> Vote:
+        """The answer this strategy would pick from these (already scored) candidates."""
+        raise NotImplementedError(f"{self.name} does not select from stored samples")
 
 
 STRATEGIES: Registry[Strategy] = Registry("strategy")

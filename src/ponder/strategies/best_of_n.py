@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from ponder.core.types import Problem, Result
-from ponder.scorers import SCORERS
+from ponder.core.types import Candidate, Problem, Result
+from ponder.scorers import SCORERS, Vote
 from ponder.strategies.base import STRATEGIES, Context, SamplingOptions, Strategy
 
 
@@ -24,6 +24,8 @@ class BestOfN(Strategy):
     """n samples, the scorer's highest-scoring answer wins."""
 
     name = "best-of-n"
+    budget_option = "n"
+    sample_bank = True
 
     def __init__(self, options: BestOfNOptions):
         super().__init__(options)
@@ -31,15 +33,21 @@ class BestOfN(Strategy):
 
     async def run(self, problem: Problem, ctx: Context) -> Result:
         options: BestOfNOptions = self.options  # type: ignore[assignment]
-        scorer = self.scorer
-        request = ctx.request(problem, options, n=options.n, logprobs=scorer.needs_logprobs)
+        request = ctx.request(problem, options, n=options.n, logprobs=self.scorer.needs_logprobs)
         candidates = await ctx.sample(request)
         if not candidates:
             return ctx.result(self.spec, candidates, None)
-        scores = await scorer.score(problem, candidates, ctx)
+        scores = await self.scorer.score(problem, candidates, ctx)
         for candidate, score in zip(candidates, scores, strict=True):
-            candidate.score = candidate.scores[scorer.name] = score
+            candidate.score = candidate.scores[self.scorer.name] = score
         ctx.emit("scored", scores=scores)
+        choice = self.select(candidates)
+        assert choice.winner is not None
+        return ctx.result(self.spec, candidates, choice.answer, text=candidates[choice.winner].text)
+
+    def select(self, candidates: list[Candidate]) -> Vote:
+        if not candidates:
+            return Vote(None, None, {})
+        scores = [c.scores.get(self.scorer.name, float("-inf")) for c in candidates]
         best = max(range(len(candidates)), key=lambda i: (candidates[i].answer is not None, scores[i], -i))
-        winner = candidates[best]
-        return ctx.result(self.spec, candidates, winner.answer, text=winner.text)
+        return Vote(candidates[best].answer, best, {})

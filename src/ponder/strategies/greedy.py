@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from ponder.core.types import Problem, Result
+from ponder.core.types import Candidate, Problem, Result
+from ponder.scorers.vote import Vote
 from ponder.strategies.base import STRATEGIES, Context, SamplingOptions, Strategy
 
 
@@ -17,10 +18,13 @@ class Greedy(Strategy):
     """One sample at temperature 0 (the baseline)."""
 
     name = "greedy"
+    sample_bank = True
 
     async def run(self, problem: Problem, ctx: Context) -> Result:
         candidates = await ctx.sample(ctx.request(problem, self.options, n=1))
-        best = candidates[0] if candidates else None
-        return ctx.result(
-            self.spec, candidates, best.answer if best else None, text=best.text if best else None
-        )
+        choice = self.select(candidates)
+        text = candidates[choice.winner].text if choice.winner is not None else None
+        return ctx.result(self.spec, candidates, choice.answer, text=text)
+
+    def select(self, candidates: list[Candidate]) -> Vote:
+        return Vote(candidates[0].answer, 0, {}) if candidates else Vote(None, None, {})

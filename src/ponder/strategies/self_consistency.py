@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from ponder.core.types import Problem, Result
-from ponder.scorers import SCORERS, majority_vote
+from ponder.core.types import Candidate, Problem, Result
+from ponder.scorers import SCORERS, Vote, majority_vote
 from ponder.strategies.base import STRATEGIES, Context, SamplingOptions, Strategy
 
 
@@ -26,6 +26,8 @@ class SelfConsistency(Strategy):
     """n samples, majority vote over equivalent answers (Wang et al., 2022)."""
 
     name = "self-consistency"
+    budget_option = "n"
+    sample_bank = True
 
     def __init__(self, options: SelfConsistencyOptions):
         super().__init__(options)
@@ -33,14 +35,16 @@ class SelfConsistency(Strategy):
 
     async def run(self, problem: Problem, ctx: Context) -> Result:
         options: SelfConsistencyOptions = self.options  # type: ignore[assignment]
-        scorer = self.scorer
-        logprobs = scorer.needs_logprobs if scorer else None
+        logprobs = self.scorer.needs_logprobs if self.scorer else None
         candidates = await ctx.sample(ctx.request(problem, options, n=options.n, logprobs=logprobs))
-        weights = None
-        if scorer is not None and candidates:
-            weights = await scorer.score(problem, candidates, ctx)
+        if self.scorer is not None and candidates:
+            weights = await self.scorer.score(problem, candidates, ctx)
             for candidate, weight in zip(candidates, weights, strict=True):
-                candidate.score = candidate.scores[scorer.name] = weight
-        vote = majority_vote(candidates, weights)
+                candidate.score = candidate.scores[self.scorer.name] = weight
+        vote = self.select(candidates)
         text = candidates[vote.winner].text if vote.winner is not None else None
         return ctx.result(self.spec, candidates, vote.answer, text=text, votes=vote.table)
+
+    def select(self, candidates: list[Candidate]) -> Vote:
+        weights = [c.scores.get(self.scorer.name, 0.0) for c in candidates] if self.scorer else None
+        return majority_vote(candidates, weights)

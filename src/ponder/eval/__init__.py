@@ -1,0 +1,1 @@
+"""Evaluation: datasets × strategies × budgets, a resumable store, metrics, plots and reports."""

@@ -1,0 +1,68 @@
+"""Estimators for test-time scaling curves: pass@k, subset enumeration, bootstrap intervals.
+
+``pass_at_k`` is the unbiased estimator of Chen et al. ("Evaluating Large Language Models Trained on
+Code", 2021): 1 − C(n−c, k)/C(n, k). Aggregate metrics at budget k (maj@k, best-of-k) are expectations
+over k-subsets of the n stored samples: enumerated exactly when there are few subsets, otherwise
+estimated from a fixed number of seeded random subsets (the sample-bank method of "Large Language
+Monkeys", Brown et al., 2024, and search-and-learn).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import math
+import random
+from collections.abc import Sequence
+
+#: Enumerate all k-subsets when there are at most this many; otherwise draw this many at random.
+MAX_SUBSETS = 256
+
+
+def pass_at_k(n: int, c: int, k: int) -> float:
+    """Probability that at least one of k samples drawn without replacement from n (c correct) is correct."""
+    if not 0 <= c <= n or not 1 <= k <= n:
+        raise ValueError(f"need 0 <= c <= n and 1 <= k <= n, got n={n}, c={c}, k={k}")
+    if n - c < k:
+        return 1.0
+    return 1.0 - math.comb(n - c, k) / math.comb(n, k)
+
+
+def stable_seed(*parts: object) -> int:
+    """A seed derived from values, stable across processes (unlike ``hash``)."""
+    return int.from_bytes(hashlib.sha256(repr(parts).encode()).digest()[:8], "big")
+
+
+def subsets(n: int, k: int, seed: int, limit: int = MAX_SUBSETS) -> list[tuple[int, ...]]:
+    """All k-subsets of range(n) if there are at most ``limit``, else ``limit`` seeded random ones.
+
+    Each subset keeps the original order of its indices, so order-dependent rules (tie-breaks by first
+    appearance) behave as they would have on a run that drew only those samples.
+    """
+    if not 1 <= k <= n:
+        raise ValueError(f"need 1 <= k <= n, got n={n}, k={k}")
+    if math.comb(n, k) <= limit:
+        return list(itertools.combinations(range(n), k))
+    rng = random.Random(seed)
+    return [tuple(sorted(rng.sample(range(n), k))) for _ in range(limit)]
+
+
+def mean(values: Sequence[float]) -> float:
+    return sum(values) / len(values) if values else float("nan")
+
+
+def bootstrap_ci(
+    values: Sequence[float], seed: int = 0, iterations: int = 2000, level: float = 0.95
+) -> tuple[float, float]:
+    """Percentile bootstrap interval of the mean over units (problems), seeded and deterministic."""
+    if not values:
+        return (float("nan"), float("nan"))
+    if len(set(values)) == 1:
+        return (values[0], values[0])
+    rng = random.Random(seed)
+    size = len(values)
+    means = sorted(sum(rng.choices(values, k=size)) / size for _ in range(iterations))
+    tail = (1.0 - level) / 2.0
+    low = means[int(math.floor(tail * (iterations - 1)))]
+    high = means[int(math.ceil((1.0 - tail) * (iterations - 1)))]
+    return (low, high)
