@@ -9,7 +9,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import shlex
 import sys
+import time
+from pathlib import Path
 from typing import Any
 
 from rich.console import Console
@@ -18,7 +21,7 @@ from ponder import __version__
 from ponder.api import DEFAULT_STRATEGY, asolve, build_strategy
 from ponder.backends import make_backend
 from ponder.cli.render import render_result
-from ponder.core.errors import PonderError
+from ponder.core.errors import PonderError, UsageError
 from ponder.core.ledger import Budget
 from ponder.core.types import Result
 from ponder.tasks.prompts import MATH_SYSTEM_PROMPT
@@ -52,6 +55,33 @@ def build_parser() -> argparse.ArgumentParser:
 
     setup = commands.add_parser("setup", help="prepare the embedded runtime and model ahead of time")
     setup.add_argument("--model", default=None, help="embedded model name (default: the default model)")
+
+    evaluate = commands.add_parser(
+        "eval", help="accuracy-versus-compute curves: strategies × budgets on a dataset"
+    )
+    evaluate.add_argument(
+        "--dataset", "-d", required=True, help="e.g. reasoning-gym:gsm_symbolic, jsonl:FILE"
+    )
+    evaluate.add_argument(
+        "--strategy", "-s", action="append", required=True, help="strategy spec (repeat to compare several)"
+    )
+    evaluate.add_argument("--budgets", default="1,2,4,8,16", help="samples per problem, e.g. 1,2,4,8,16")
+    evaluate.add_argument("--limit", type=int, default=None, help="use the first K problems")
+    evaluate.add_argument("--seeds", type=int, default=1, help="independent repetitions per problem")
+    evaluate.add_argument(
+        "--out", "-o", type=Path, default=None, help="output directory (default runs/NAME-TIME)"
+    )
+    evaluate.add_argument(
+        "--concurrency", type=int, default=None, help="problems in flight (default: backend slots)"
+    )
+    evaluate.add_argument("--resume", action="store_true", help="finish an interrupted run in --out")
+    add_backend_arguments(evaluate)
+
+    report = commands.add_parser("report", help="rebuild summary.json, curves.png and report.html of a run")
+    report.add_argument("directory", type=Path)
+    compare = commands.add_parser("compare", help="line two runs up at matched tokens")
+    compare.add_argument("first", type=Path)
+    compare.add_argument("second", type=Path)
 
     commands.add_parser("models", help="list embedded models, their sizes and whether each is ready")
     commands.add_parser("strategies", help="list strategies and scorers with their options")
@@ -123,6 +153,73 @@ def command_solve(args: argparse.Namespace) -> int:
     return 0
 
 
+def parse_budgets(text: str) -> list[int]:
+    try:
+        budgets = sorted({int(item) for item in text.split(",") if item.strip()})
+    except ValueError:
+        raise UsageError(f"--budgets must be comma-separated integers, got {text!r}") from None
+    if not budgets or budgets[0] < 1:
+        raise UsageError(f"--budgets must be positive integers, got {text!r}")
+    return budgets
+
+
+def command_eval(args: argparse.Namespace) -> int:
+    from ponder.eval.report import render_summary_table, write_outputs
+    from ponder.eval.runner import EvalConfig, family_name, run_eval
+    from ponder.tasks.datasets import load_dataset
+
+    budgets = parse_budgets(args.budgets)
+    for spec in args.strategy:
+        family_name(spec)  # fail fast on bad specs, before any backend starts
+    load_dataset(args.dataset)
+    backend = make_backend(model=args.model, base_url=args.base_url, api_key=args.api_key, server=args.server)
+    name = args.dataset.replace(":", "-").replace("/", "-")
+    directory = args.out or Path("runs") / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    config = EvalConfig(
+        dataset=args.dataset,
+        strategies=list(args.strategy),
+        budgets=budgets,
+        seeds=args.seeds,
+        limit=args.limit,
+        model=backend.model,
+        concurrency=args.concurrency or backend.capabilities.max_concurrency,
+        command=shlex.join(["ponder", *sys.argv[1:]]),
+    )
+
+    async def run() -> dict:
+        try:
+            return await run_eval(config, backend, directory, resume=args.resume, console=stderr)
+        finally:
+            await backend.close()
+
+    summary = asyncio.run(run())
+    write_outputs(directory)
+    render_summary_table(summary, stdout)
+    stdout.print(f"wrote {directory}/summary.json, curves.png, report.html, records.jsonl", soft_wrap=True)
+    return 0
+
+
+def command_report(args: argparse.Namespace) -> int:
+    from ponder.eval.report import render_summary_table, write_outputs
+    from ponder.eval.runner import write_summary
+
+    summary = write_summary(args.directory)
+    write_outputs(args.directory)
+    render_summary_table(summary, stdout)
+    stdout.print(f"wrote {args.directory}/summary.json, curves.png, report.html", soft_wrap=True)
+    return 0
+
+
+def command_compare(args: argparse.Namespace) -> int:
+    from ponder.eval.compare import compare_runs
+
+    for directory in (args.first, args.second):
+        if not (directory / "summary.json").exists():
+            raise UsageError(f"{directory} has no summary.json (run ponder report {directory} first)")
+    compare_runs(args.first, args.second, stdout)
+    return 0
+
+
 def command_setup(args: argparse.Namespace) -> int:
     from ponder.backends.embedded.models import DEFAULT_MODEL, get_model, prepare_model
     from ponder.backends.embedded.runtime import ensure_llama_server
@@ -176,6 +273,9 @@ def command_strategies(args: argparse.Namespace) -> int:
 
 COMMANDS = {
     "solve": command_solve,
+    "eval": command_eval,
+    "report": command_report,
+    "compare": command_compare,
     "setup": command_setup,
     "models": command_models,
     "strategies": command_strategies,

@@ -1,0 +1,258 @@
+"""``ponder eval``: run strategies over a dataset, store every candidate, summarise into curves.
+
+Work is the cross product of strategies × seeds × problems (× budgets for strategies that cannot be
+sample-banked). Sampling strategies run once at the largest budget; smaller budgets are derived from
+their stored samples (``ponder.eval.summary``). Problems run concurrently; each finished unit is
+appended to the store at once, so ``--resume`` after a crash repeats nothing and loses nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections import defaultdict
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+from ponder.backends.base import Backend
+from ponder.core.errors import UsageError
+from ponder.core.ledger import Ledger
+from ponder.core.registry import parse_spec
+from ponder.core.types import Problem, Result
+from ponder.eval.metrics import stable_seed
+from ponder.eval.store import RecordStore, record_key
+from ponder.eval.summary import summarize
+from ponder.strategies import STRATEGIES, Context, Strategy
+from ponder.tasks.datasets import Dataset, load_dataset
+
+MANIFEST = "run.json"
+SUMMARY = "summary.json"
+
+
+@dataclass
+class EvalConfig:
+    dataset: str
+    strategies: list[str]
+    budgets: list[int]
+    seeds: int = 1
+    limit: int | None = None
+    model: str = ""
+    concurrency: int = 4
+    command: str = ""
+    #: fields that must match when resuming (the rest may change between attempts)
+    identity: tuple[str, ...] = field(default=("dataset", "strategies", "budgets", "seeds", "limit", "model"))
+
+    def manifest(self) -> dict[str, Any]:
+        data = asdict(self)
+        data.pop("identity")
+        return data
+
+
+@dataclass(frozen=True)
+class Unit:
+    """One piece of work: a strategy (at a budget, or at the largest for sample-banked ones) on a problem."""
+
+    family: str
+    strategy: Strategy
+    seed: int
+    problem: Problem
+    budget: int | None
+
+    @property
+    def key(self) -> tuple[str, int, str, int | None]:
+        return (self.strategy.spec, self.seed, str(self.problem.id), self.budget)
+
+
+def family_name(spec: str) -> str:
+    """The strategy's canonical spec without its budget option: the name of its curve."""
+    strategy = STRATEGIES.build(spec)
+    option = strategy.budget_option
+    parsed = parse_spec(strategy.spec)
+    options = {k: v for k, v in parsed.options.items() if k != option}
+    return parsed.name + (":" + ",".join(f"{k}={v}" for k, v in options.items()) if options else "")
+
+
+def plan(config: EvalConfig, problems: list[Problem]) -> list[Unit]:
+    top = max(config.budgets)
+    units = []
+    for spec in config.strategies:
+        base = STRATEGIES.build(spec)
+        family = family_name(spec)
+        if base.budget_option is None:
+            runs = [(base, None)]
+        elif base.sample_bank:
+            runs = [(STRATEGIES.build(spec, **{base.budget_option: top}), None)]
+        else:
+            runs = [(STRATEGIES.build(spec, **{base.budget_option: k}), k) for k in config.budgets]
+        for strategy, budget in runs:
+            for seed in range(config.seeds):
+                units += [Unit(family, strategy, seed, problem, budget) for problem in problems]
+    return units
+
+
+def check_manifest(directory: Path, config: EvalConfig, resume: bool, existing: int) -> None:
+    path = directory / MANIFEST
+    if existing and not resume:
+        raise UsageError(
+            f"{directory} already holds {existing} records: pass --resume to continue, or another --out"
+        )
+    if resume and path.exists():
+        stored = json.loads(path.read_text())
+        current = config.manifest()
+        differences = [
+            f"{key}: {stored.get(key)!r} then, {current[key]!r} now"
+            for key in config.identity
+            if stored.get(key) != current[key]
+        ]
+        if differences:
+            raise UsageError(f"--resume with different settings than {path}: " + "; ".join(differences))
+    directory.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({**config.manifest(), "started": datetime.now(UTC).isoformat()}, indent=2))
+
+
+async def grade(dataset: Dataset, problem: Problem, result: Result) -> tuple[list[bool], bool]:
+    def work() -> tuple[list[bool], bool]:
+        marks = [dataset.grade(problem, c.text, c.answer) for c in result.candidates]
+        winner = next((i for i, c in enumerate(result.candidates) if c.text == result.text), None)
+        if winner is not None:
+            return marks, marks[winner]
+        return marks, result.answer is not None and dataset.grade(problem, result.text or "", result.answer)
+
+    return await asyncio.to_thread(work)
+
+
+def to_record(unit: Unit, result: Result, marks: list[bool], correct: bool) -> dict[str, Any]:
+    data = result.to_dict()
+    for candidate, mark in zip(data["candidates"], marks, strict=True):
+        candidate["correct"] = mark
+    problem = unit.problem
+    return {
+        "strategy": unit.strategy.spec,
+        "family": unit.family,
+        "seed": unit.seed,
+        "budget": unit.budget,
+        "problem": {"id": problem.id, "question": problem.question, "reference": problem.reference},
+        "answer": result.answer,
+        "correct": correct,
+        "text": result.text,
+        "candidates": data["candidates"],
+        "votes": result.votes,
+        "usage": data["usage"],
+        "usage_by_line": data["usage_by_line"],
+        "note": result.note,
+        "wall_seconds": result.wall_seconds,
+    }
+
+
+class EvalProgress:
+    """Problems done, ETA, completion tokens/s and running accuracy per strategy."""
+
+    def __init__(self, total: int, console: Console, enabled: bool):
+        self.started = time.monotonic()
+        self.tokens = 0
+        self.correct: dict[str, list[bool]] = defaultdict(list)
+        self.progress = Progress(
+            TextColumn("[bold]eval"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TextColumn("eta"),
+            TimeRemainingColumn(),
+            TextColumn("{task.fields[status]}"),
+            console=console,
+            disable=not enabled,
+        )
+        self.task = self.progress.add_task("eval", total=total, status="")
+
+    def advance(self, family: str, record: dict[str, Any]) -> None:
+        self.tokens += record["usage"]["completion_tokens"]
+        self.correct[family].append(bool(record["correct"]))
+        rate = self.tokens / max(time.monotonic() - self.started, 1e-9)
+        accuracy = " ".join(f"{name} {sum(v) / len(v):.0%}" for name, v in self.correct.items())
+        self.progress.update(self.task, advance=1, status=f"{rate:.0f} tok/s · {accuracy}")
+
+
+async def run_eval(
+    config: EvalConfig,
+    backend: Backend,
+    directory: Path,
+    resume: bool = False,
+    console: Console | None = None,
+    show_progress: bool = True,
+) -> dict[str, Any]:
+    """Run (or finish) an evaluation and write records, summary.json and the outputs in ``directory``."""
+    console = console or Console(stderr=True)
+    dataset = load_dataset(config.dataset)
+    problems = dataset.problems()[: config.limit] if config.limit else dataset.problems()
+    for reason in dataset.skipped:
+        console.print(f"[yellow]skipped[/] {reason}", highlight=False)
+    units = plan(config, problems)
+    store = RecordStore(directory)
+    finished = store.load(repair=True)
+    check_manifest(directory, config, resume, len(finished))
+    done = {record_key(r) for r in finished}
+    todo = [u for u in units if u.key not in done]
+    if resume:
+        console.print(f"resuming: {len(done)} finished, {len(todo)} to do", highlight=False)
+
+    await backend.start()
+    semaphore = asyncio.Semaphore(max(config.concurrency, 1))
+    progress = EvalProgress(len(todo), console, show_progress)
+
+    async def work(unit: Unit) -> None:
+        async with semaphore:
+            ctx = Context(
+                backend=backend,
+                ledger=Ledger(),
+                seed=stable_seed(unit.seed, unit.problem.id) % 2**31,
+                system_prompt=dataset.system_prompt,
+                extract=dataset.extract,
+            )
+            result = await unit.strategy.run(unit.problem, ctx)
+            marks, correct = await grade(dataset, unit.problem, result)
+            record = to_record(unit, result, marks, correct)
+            store.append(record)
+            progress.advance(unit.family, record)
+
+    with progress.progress:
+        tasks = [asyncio.create_task(work(unit)) for unit in todo]
+        try:
+            await asyncio.gather(*tasks)
+        finally:
+            for task in tasks:
+                task.cancel()
+    return write_summary(directory, config)
+
+
+def write_summary(directory: Path, config: EvalConfig | None = None) -> dict[str, Any]:
+    """Summarise the stored records into ``summary.json`` (config from the manifest when not given)."""
+    manifest = json.loads((directory / MANIFEST).read_text()) if (directory / MANIFEST).exists() else {}
+    run = config.manifest() if config else manifest
+    records = RecordStore(directory).load()
+    if not records:
+        raise UsageError(f"no records in {directory}")
+    rows = summarize(records, list(run.get("budgets") or [1]))
+    summary = {
+        "run": {
+            **run,
+            "problems": len({str(r["problem"]["id"]) for r in records}),
+            "started": manifest.get("started"),
+            "finished": datetime.now(UTC).isoformat(),
+        },
+        "rows": rows,
+    }
+    (directory / SUMMARY).write_text(json.dumps(summary, indent=2))
+    return summary

@@ -1,0 +1,146 @@
+"""From stored records to scaling-curve rows: accuracy, coverage and cost at every budget.
+
+Sampling strategies were run once at the largest budget; the row for budget k is the expectation over
+k-subsets of each record's samples of what the strategy would have selected from just those samples
+(``Strategy.select``), billed what those samples (and their scoring) really cost. Strategies that are
+not sample-banked have one record per budget. Values are averaged over seeds within a problem, then
+over problems, with a bootstrap interval over problems.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+from ponder.core.types import Candidate, Usage
+from ponder.eval.metrics import bootstrap_ci, mean, pass_at_k, stable_seed, subsets
+from ponder.strategies import STRATEGIES, Strategy
+from ponder.tasks.equivalence import group_equivalent
+
+USAGE_KEYS = ("prompt_tokens", "cached_prompt_tokens", "completion_tokens", "calls", "seconds", "flops")
+
+
+@dataclass
+class Outcome:
+    """Expected outcome of one record at one budget."""
+
+    accuracy: float
+    no_answer: float
+    usage: dict[str, float]
+    coverage: float | None = None
+
+
+@dataclass
+class Row:
+    family: str
+    budget: int
+    per_problem: dict[str, list[Outcome]] = field(default_factory=lambda: defaultdict(list))
+
+
+def canonical_candidates(stored: list[dict[str, Any]]) -> list[Candidate]:
+    """Candidates with each answer replaced by its equivalence class's first answer.
+
+    Votes over subsets then compare identical strings instead of re-running math equivalence.
+    """
+    candidates = [Candidate.from_dict(c) for c in stored]
+    for members in group_equivalent([c.answer for c in candidates]):
+        for index in members[1:]:
+            candidates[index].answer = candidates[members[0]].answer
+    return candidates
+
+
+def usage_of(candidates: list[Candidate]) -> dict[str, float]:
+    total = Usage.total([c.usage + c.scoring_usage for c in candidates])
+    values = {key: float(getattr(total, key)) for key in USAGE_KEYS}
+    values["tokens"] = float(total.total_tokens)
+    return values
+
+
+def bank_outcome(strategy: Strategy, record: dict[str, Any], budget: int) -> Outcome:
+    stored = record["candidates"]
+    candidates = canonical_candidates(stored)
+    correct = [bool(c.get("correct")) for c in stored]
+    draws = subsets(
+        len(candidates),
+        budget,
+        stable_seed(record["strategy"], record["seed"], record["problem"]["id"], budget),
+    )
+    accuracies, no_answers, usages = [], [], []
+    for draw in draws:
+        chosen = [candidates[i] for i in draw]
+        choice = strategy.select(chosen)
+        accuracies.append(float(choice.winner is not None and correct[draw[choice.winner]]))
+        no_answers.append(float(choice.answer is None))
+        usages.append(usage_of(chosen))
+    usage = {key: mean([u[key] for u in usages]) for key in usages[0]}
+    coverage = pass_at_k(len(candidates), sum(correct), budget)
+    return Outcome(mean(accuracies), mean(no_answers), usage, coverage)
+
+
+def direct_outcome(record: dict[str, Any]) -> Outcome:
+    usage = Usage.from_dict(record["usage"])
+    values = {key: float(getattr(usage, key)) for key in USAGE_KEYS}
+    values["tokens"] = float(usage.total_tokens)
+    coverage = float(any(c.get("correct") for c in record["candidates"])) if record["candidates"] else 0.0
+    return Outcome(float(bool(record.get("correct"))), float(record.get("answer") is None), values, coverage)
+
+
+def summarize(records: list[dict[str, Any]], budgets: list[int], seed: int = 0) -> list[dict[str, Any]]:
+    """One row per (strategy family, budget) with accuracy, coverage, intervals and mean cost."""
+    rows: dict[tuple[str, int], Row] = {}
+    strategies: dict[str, Strategy] = {}
+    for record in records:
+        spec = record["strategy"]
+        if spec not in strategies:
+            strategies[spec] = STRATEGIES.build(spec)
+        strategy = strategies[spec]
+        family = record["family"]
+        problem = str(record["problem"]["id"])
+        if record.get("budget") is not None:
+            targets = [(int(record["budget"]), None)]
+        elif strategy.budget_option is None:
+            targets = [(1, 1)]
+        else:
+            targets = [(k, k) for k in budgets if k <= len(record["candidates"])]
+        for budget, bank_size in targets:
+            row = rows.setdefault((family, budget), Row(family, budget))
+            if bank_size is None:
+                outcome = direct_outcome(record)
+            elif not record["candidates"]:
+                outcome = Outcome(0.0, 1.0, {key: 0.0 for key in (*USAGE_KEYS, "tokens")}, 0.0)
+            else:
+                outcome = bank_outcome(strategy, record, bank_size)
+            row.per_problem[problem].append(outcome)
+    return [_row_dict(row, seed) for row in sorted(rows.values(), key=lambda r: (r.family, r.budget))]
+
+
+def _row_dict(row: Row, seed: int) -> dict[str, Any]:
+    problems = list(row.per_problem)
+
+    def per_problem(get: Any) -> list[float]:
+        return [mean([get(outcome) for outcome in row.per_problem[p]]) for p in problems]
+
+    accuracy = per_problem(lambda o: o.accuracy)
+    coverage = per_problem(lambda o: o.coverage if o.coverage is not None else 0.0)
+    low, high = bootstrap_ci(accuracy, seed=stable_seed(seed, row.family, row.budget))
+    coverage_low, coverage_high = bootstrap_ci(
+        coverage, seed=stable_seed(seed, row.family, row.budget, "coverage")
+    )
+    seeds = max(len(outcomes) for outcomes in row.per_problem.values())
+    result: dict[str, Any] = {
+        "strategy": row.family,
+        "budget": row.budget,
+        "accuracy": mean(accuracy),
+        "ci_low": low,
+        "ci_high": high,
+        "coverage": mean(coverage),
+        "coverage_ci_low": coverage_low,
+        "coverage_ci_high": coverage_high,
+        "no_answer_rate": mean(per_problem(lambda o: o.no_answer)),
+        "problems": len(problems),
+        "seeds": seeds,
+    }
+    for key in ("tokens", *USAGE_KEYS):
+        result[f"mean_{key}"] = mean(per_problem(lambda o, key=key: o.usage[key]))
+    return result

@@ -1,0 +1,153 @@
+"""The eval runner on the scripted backend: sample bank, summary rows, resume without repeats."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from ponder.backends import GenRequest, Reply, ScriptedBackend
+from ponder.core.errors import BackendError, UsageError
+from ponder.eval.runner import EvalConfig, family_name, run_eval
+from ponder.eval.store import RecordStore, record_key
+
+# per problem, the four samples' answers: the reference is the problem number
+SAMPLES = {"1": ["1", "1", "7", "8"], "2": ["5", "2", "2", "9"], "3": ["3", "4", "4", "4"]}
+
+
+def write_dataset(path: Path) -> str:
+    path.write_text("".join(json.dumps({"question": f"problem {i}", "answer": i}) + "\n" for i in SAMPLES))
+    return f"jsonl:{path}"
+
+
+def make_script():
+    """Serves each problem's samples in order, whatever order the problems arrive in."""
+    served: dict[str, int] = {}
+
+    def script(request: GenRequest, index: int) -> Reply:
+        number = request.messages[-1].content.split()[-1]
+        position = served.get(number, 0)
+        served[number] = position + 1
+        return Reply(f"work work \\boxed{{{SAMPLES[number][position % 4]}}}", logprob=-0.1 * (position % 4))
+
+    return script
+
+
+def config(dataset: str, **changes: object) -> EvalConfig:
+    values = dict(
+        dataset=dataset, strategies=["greedy", "self-consistency"], budgets=[1, 2, 4], model="scripted"
+    )
+    values.update(changes)
+    return EvalConfig(**values)
+
+
+class Scripted(ScriptedBackend):
+    def __init__(self, **kwargs: object):
+        super().__init__(script=make_script(), **kwargs)
+
+
+async def test_sample_bank_rows_are_exact_subset_expectations(tmp_path: Path) -> None:
+    dataset = write_dataset(tmp_path / "data.jsonl")
+    backend = Scripted()
+    summary = await run_eval(
+        config(dataset, strategies=["self-consistency"]), backend, tmp_path / "run", show_progress=False
+    )
+    rows = {(r["strategy"], r["budget"]): r for r in summary["rows"]}
+    # one generation per problem at the largest budget only
+    assert len(backend.requests) == 3 and all(r.n == 4 for r in backend.requests)
+    # maj@1 = mean per-sample accuracy: (2/4 + 2/4 + 1/4) / 3
+    assert rows[("self-consistency", 1)]["accuracy"] == pytest.approx((0.5 + 0.5 + 0.25) / 3)
+    # maj@4: problem 1 tie 1,1 vs 7,8 -> 1 correct; problem 2 -> 2 correct; problem 3 -> 4 wrong
+    assert rows[("self-consistency", 4)]["accuracy"] == pytest.approx(2 / 3)
+    # coverage at 4 = fraction of problems with any correct sample
+    assert rows[("self-consistency", 4)]["coverage"] == pytest.approx(1.0)
+    assert rows[("self-consistency", 1)]["coverage"] == pytest.approx((0.5 + 0.5 + 0.25) / 3)
+    # a k-subset costs k/4 of the 4 samples' completion tokens (3 words each)
+    for k in (1, 2, 4):
+        assert rows[("self-consistency", k)]["mean_completion_tokens"] == pytest.approx(3 * k)
+        assert rows[("self-consistency", k)]["mean_calls"] == pytest.approx(k)
+    assert (tmp_path / "run" / "summary.json").exists()
+
+
+async def test_greedy_has_one_point_and_families_drop_the_budget_option(tmp_path: Path) -> None:
+    dataset = write_dataset(tmp_path / "data.jsonl")
+    summary = await run_eval(
+        config(dataset, strategies=["greedy", "best-of-n:scorer=confidence,n=2"]),
+        Scripted(),
+        tmp_path / "run",
+        show_progress=False,
+    )
+    families = {(r["strategy"], r["budget"]) for r in summary["rows"]}
+    assert families == {
+        ("greedy", 1),
+        ("best-of-n:scorer=confidence", 1),
+        ("best-of-n:scorer=confidence", 2),
+        ("best-of-n:scorer=confidence", 4),
+    }
+    assert family_name("self-consistency:n=16,temperature=0.5") == "self-consistency:temperature=0.5"
+
+
+class Crashing(Scripted):
+    def __init__(self, after: int, **kwargs: object):
+        super().__init__(**kwargs)
+        self.after = after
+
+    async def generate(self, requests: list[GenRequest]):
+        if len(self.requests) >= self.after:
+            raise BackendError("simulated crash")
+        return await super().generate(requests)
+
+
+async def test_resume_finishes_without_repeating_or_losing_work(tmp_path: Path) -> None:
+    dataset = write_dataset(tmp_path / "data.jsonl")
+    run = tmp_path / "run"
+    cfg = config(dataset, concurrency=1)
+    with pytest.raises(BackendError):
+        await run_eval(cfg, Crashing(after=4), run, show_progress=False)
+    partial = RecordStore(run).load()
+    assert len(partial) == 4
+    with pytest.raises(UsageError, match="--resume"):
+        await run_eval(cfg, Scripted(), run, show_progress=False)
+    second = Scripted()
+    await run_eval(cfg, second, run, resume=True, show_progress=False)
+    records = RecordStore(run).load()
+    keys = [record_key(r) for r in records]
+    assert len(records) == 6 and len(set(keys)) == 6  # 2 strategies × 3 problems, no duplicates
+    assert len(second.requests) == 2  # only the unfinished units were generated again
+    uninterrupted = tmp_path / "again"
+    await run_eval(cfg, Scripted(), uninterrupted, show_progress=False)
+    assert sorted(keys) == sorted(record_key(r) for r in RecordStore(uninterrupted).load())
+
+
+async def test_resume_with_other_settings_is_refused(tmp_path: Path) -> None:
+    dataset = write_dataset(tmp_path / "data.jsonl")
+    run = tmp_path / "run"
+    await run_eval(config(dataset), Scripted(), run, show_progress=False)
+    with pytest.raises(UsageError, match="budgets"):
+        await run_eval(
+            config(dataset, budgets=[1, 8]),
+            Scripted(),
+            run,
+            resume=True,
+            show_progress=False,
+        )
+
+
+async def test_records_keep_every_candidate_with_correctness(tmp_path: Path) -> None:
+    dataset = write_dataset(tmp_path / "data.jsonl")
+    await run_eval(
+        config(dataset, strategies=["self-consistency"], budgets=[4]),
+        Scripted(),
+        tmp_path / "run",
+        show_progress=False,
+    )
+    record = next(
+        r
+        for r in RecordStore(tmp_path / "run").load()
+        if r["problem"]["id"] is not None and r["problem"]["reference"] == "2"
+    )
+    assert [c["answer"] for c in record["candidates"]] == ["5", "2", "2", "9"]
+    assert [c["correct"] for c in record["candidates"]] == [False, True, True, False]
+    assert record["answer"] == "2" and record["correct"] is True
+    assert record["usage"]["completion_tokens"] == 12

@@ -1,0 +1,282 @@
+"""Eval outputs: curves.png, report.html, the terminal summary table and run comparison."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import pytest
+from rich.console import Console
+
+from ponder.core.errors import UsageError
+from ponder.eval.compare import compare_runs, default_grid, interpolate_log
+from ponder.eval.report import (
+    load_records,
+    render_summary_table,
+    write_curves,
+    write_outputs,
+    write_report,
+)
+
+PNG_HEADER = b"\x89PNG\r\n\x1a\n"
+SCARY_QUESTION = 'What is 2 < 3 and <script>alert("x")</script> & 5?'
+
+
+def _usage(tokens: int) -> dict[str, Any]:
+    return {
+        "calls": 1,
+        "prompt_tokens": 50,
+        "cached_prompt_tokens": 0,
+        "completion_tokens": tokens,
+        "seconds": 0.5,
+        "flops": 1.0e11,
+        "total_tokens": 50 + tokens,
+    }
+
+
+def _record(strategy: str, family: str, problem: int, answers: list[str], reference: str) -> dict[str, Any]:
+    candidates = [
+        {
+            "text": f"Let me think step by step about problem {problem}.\nThe answer is {answer}.",
+            "answer": answer,
+            "score": 0.9 if answer == reference else 0.2,
+            "scores": {"judge": 0.9 if answer == reference else 0.2},
+            "correct": answer == reference,
+            "finish_reason": "stop",
+            "completion_tokens": 100 + i,
+            "usage": _usage(100 + i),
+        }
+        for i, answer in enumerate(answers)
+    ]
+    votes: dict[str, float] = {}
+    for answer in answers:
+        votes[answer] = votes.get(answer, 0.0) + 1.0
+    selected = max(votes, key=lambda a: votes[a])
+    question = SCARY_QUESTION if problem == 0 else f"How many apples in basket {problem}?"
+    return {
+        "strategy": strategy,
+        "family": family,
+        "seed": 0,
+        "problem": {"id": f"gsm_symbolic-0-{problem}", "question": question, "reference": reference},
+        "answer": selected,
+        "correct": selected == reference,
+        "candidates": candidates,
+        "votes": votes if family == "self-consistency" else {},
+        "usage": _usage(sum(100 + i for i in range(len(answers)))),
+        "usage_by_line": {"generate": _usage(100), "scorer:judge": _usage(7)}
+        if family == "best-of-n"
+        else {},
+        "budget": 16 if family == "best-of-n" else None,
+        "wall_seconds": 1.5,
+    }
+
+
+def _row(strategy: str, budget: int | None, accuracy: float, tokens: float, coverage: float | None) -> dict:
+    return {
+        "strategy": strategy,
+        "budget": budget,
+        "accuracy": accuracy,
+        "ci_low": max(accuracy - 0.1, 0.0),
+        "ci_high": min(accuracy + 0.1, 1.0),
+        "coverage": coverage,
+        "coverage_ci_low": None if coverage is None else coverage - 0.1,
+        "coverage_ci_high": None if coverage is None else min(coverage + 0.1, 1.0),
+        "no_answer_rate": 0.02,
+        "mean_tokens": tokens,
+        "mean_prompt_tokens": 50.0,
+        "mean_completion_tokens": tokens - 50.0,
+        "mean_cached_prompt_tokens": 0.0,
+        "mean_calls": (budget or 1) * 1.0,
+        "mean_seconds": 0.25 * (budget or 1),
+        "mean_flops": 2.4e11 * (budget or 1),
+        "problems": 3,
+        "seeds": 1,
+    }
+
+
+def _summary(dataset: str = "reasoning-gym:gsm_symbolic", model: str = "qwen2.5-coder-1.5b") -> dict:
+    return {
+        "run": {
+            "dataset": dataset,
+            "model": model,
+            "strategies": ["greedy", "self-consistency", "best-of-n:scorer=judge"],
+            "budgets": [1, 4, 16],
+            "seeds": 1,
+            "problems": 3,
+            "command": "ponder eval --dataset reasoning-gym:gsm_symbolic --budgets 1,4,16 --out 'runs/a&b'",
+            "started": "2025-01-01T10:00:00",
+            "finished": "2025-01-01T10:30:00",
+        },
+        "rows": [
+            _row("greedy", None, 0.333, 150.0, None),
+            _row("self-consistency", 1, 0.4, 150.0, 0.4),
+            _row("self-consistency", 4, 0.55, 600.0, 0.7),
+            _row("self-consistency", 16, 0.6667, 2400.0, 0.9),
+            _row("best-of-n", 1, 0.4, 160.0, 0.4),
+            _row("best-of-n", 4, 0.5, 640.0, 0.65),
+            _row("best-of-n", 16, 0.5833, 2560.0, 0.85),
+        ],
+    }
+
+
+@pytest.fixture
+def run_directory(tmp_path: Path) -> Path:
+    directory = tmp_path / "run-a"
+    directory.mkdir()
+    records = []
+    for problem in range(3):
+        reference = str(10 + problem)
+        records.append(_record("greedy", "greedy", problem, [reference if problem else "7"], reference))
+        answers = [reference, reference, "99", reference] if problem != 2 else ["99", "99", reference, "98"]
+        records.append(_record("self-consistency:n=16", "self-consistency", problem, answers, reference))
+        records.append(_record("best-of-n:scorer=judge,n=16", "best-of-n", problem, answers, reference))
+    lines = [json.dumps(record) for record in records]
+    lines.append('{"strategy": "greedy", "problem": {"id": "trunc')  # a crash mid-write
+    (directory / "records.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    (directory / "summary.json").write_text(json.dumps(_summary()), encoding="utf-8")
+    return directory
+
+
+def test_load_records_skips_malformed_lines(run_directory: Path) -> None:
+    records, skipped = load_records(run_directory)
+    assert len(records) == 9
+    assert skipped == 1
+
+
+def test_write_curves_makes_a_png(run_directory: Path, tmp_path: Path) -> None:
+    path = tmp_path / "curves.png"
+    write_curves(json.loads((run_directory / "summary.json").read_text()), path)
+    data = path.read_bytes()
+    assert data.startswith(PNG_HEADER)
+    assert len(data) > 20_000
+
+
+def test_write_curves_survives_a_summary_without_coverage(tmp_path: Path) -> None:
+    summary = {
+        "run": {"dataset": "d", "model": "m", "problems": 1},
+        "rows": [_row("greedy", None, 1.0, 90, None)],
+    }
+    write_curves(summary, tmp_path / "curves.png")
+    assert (tmp_path / "curves.png").read_bytes().startswith(PNG_HEADER)
+
+
+def test_write_outputs_writes_curves_and_a_self_contained_report(run_directory: Path) -> None:
+    write_outputs(run_directory)
+    assert (run_directory / "curves.png").read_bytes().startswith(PNG_HEADER)
+    page = (run_directory / "report.html").read_text(encoding="utf-8")
+
+    assert "data:image/png;base64,iVBORw0KGgo" in page  # base64 of the PNG header
+    assert "<script>alert" not in page
+    assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt; &amp; 5?" in page
+    assert "2 &lt; 3" in page
+    for problem in range(3):
+        assert f"gsm_symbolic-0-{problem}" in page
+    # summary table values
+    assert '0.667 <span class="ci">[0.567, 0.767]</span>' in page
+    assert "0.583" in page and "2,560" in page and "2.4e+11" in page and "3.84e+12" in page
+    # run metadata and the exact command, escaped
+    assert "qwen2.5-coder-1.5b" in page and "reasoning-gym:gsm_symbolic" in page
+    assert "--out &#x27;runs/a&amp;b&#x27;" in page
+    assert "1 malformed line" in page
+    # drill-down: votes, scores and candidate texts
+    assert "self-consistency:n=16" in page and "best-of-n:scorer=judge,n=16" in page
+    assert "judge=0.9" in page
+    assert "best-of-n:scorer=judge,n=16 · budget 16 · seed 0" in page
+    assert "compute by line" in page and "scorer:judge" in page
+    assert "Let me think step by step about problem 2." in page
+    # nothing fetched from elsewhere
+    assert "http://" not in page and "https://" not in page and 'src="http' not in page
+
+
+def test_write_report_alone_embeds_the_curves(run_directory: Path) -> None:
+    write_report(run_directory)
+    assert "data:image/png;base64," in (run_directory / "report.html").read_text(encoding="utf-8")
+
+
+def test_report_of_a_directory_without_summary_is_a_usage_error(tmp_path: Path) -> None:
+    with pytest.raises(UsageError, match="summary.json"):
+        write_outputs(tmp_path)
+
+
+def test_render_summary_table(run_directory: Path) -> None:
+    console = Console(record=True, width=160)
+    render_summary_table(json.loads((run_directory / "summary.json").read_text()), console)
+    text = console.export_text()
+    for strategy in ("greedy", "self-consistency", "best-of-n"):
+        assert strategy in text
+    assert "0.667 [0.567, 0.767]" in text
+    assert "2,400" in text
+    assert "qwen2.5-coder-1.5b" in text
+
+
+def test_interpolate_log_is_linear_in_log_tokens() -> None:
+    points = [(100.0, 0.4), (400.0, 0.6)]
+    assert interpolate_log(points, 200.0) == pytest.approx(0.5)
+    assert interpolate_log(points, 100.0) == pytest.approx(0.4)
+    assert interpolate_log(points, 400.0) == pytest.approx(0.6)
+    assert interpolate_log(points, 99.0) is None
+    assert interpolate_log(points, 401.0) is None
+    assert interpolate_log([(150.0, 0.3)], 150.0) == pytest.approx(0.3)
+    assert interpolate_log([(150.0, 0.3)], 151.0) is None
+    assert interpolate_log([], 10.0) is None
+
+
+def test_default_grid_is_powers_of_two_plus_single_points() -> None:
+    grid = default_grid([[(150.0, 0.3)], [(150.0, 0.4), (2400.0, 0.6)]])
+    assert grid == [150.0, 256.0, 512.0, 1024.0, 2048.0]
+
+
+def _write_run(directory: Path, summary: dict) -> Path:
+    directory.mkdir(parents=True)
+    (directory / "summary.json").write_text(json.dumps(summary), encoding="utf-8")
+    return directory
+
+
+def test_compare_runs_lines_up_at_matched_tokens(tmp_path: Path) -> None:
+    first = _write_run(
+        tmp_path / "small",
+        {
+            "run": {"dataset": "gsm", "model": "small", "problems": 10},
+            "rows": [
+                _row("self-consistency", 1, 0.4, 100.0, 0.4),
+                _row("self-consistency", 4, 0.6, 400.0, 0.8),
+            ],
+        },
+    )
+    second = _write_run(
+        tmp_path / "large",
+        {
+            "run": {"dataset": "gsm", "model": "large", "problems": 10},
+            "rows": [_row("greedy", None, 0.7, 200.0, None), _row("best-of-n", 1, 0.5, 150.0, 0.5)]
+            + [_row("best-of-n", 8, 0.8, 1600.0, 0.9)],
+        },
+    )
+    console = Console(record=True, width=160)
+    result = compare_runs(first, second, console, grid=[50.0, 200.0, 800.0])
+    assert result["warnings"] == []
+    assert result["columns"] == ["small · self-consistency", "large · greedy", "large · best-of-n"]
+    by_tokens = {row["tokens"]: row["accuracy"] for row in result["rows"]}
+    assert by_tokens[200.0]["small · self-consistency"] == pytest.approx(0.5)
+    assert by_tokens[200.0]["large · greedy"] == pytest.approx(0.7)
+    expected = 0.5 + 0.3 * math.log(200 / 150) / math.log(1600 / 150)
+    assert by_tokens[200.0]["large · best-of-n"] == pytest.approx(expected)
+    assert by_tokens[800.0]["small · self-consistency"] is None
+    assert by_tokens[800.0]["large · greedy"] is None
+    assert all(value is None for value in by_tokens[50.0].values())
+
+    text = console.export_text()
+    assert "small" in text and "large" in text and "gsm" in text
+    assert "0.500" in text and "—" in text
+
+
+def test_compare_runs_warns_when_datasets_differ(tmp_path: Path) -> None:
+    first = _write_run(tmp_path / "a", _summary(dataset="gsm"))
+    second = _write_run(tmp_path / "b", _summary(dataset="math500"))
+    console = Console(record=True, width=200)
+    result = compare_runs(first, second, console)
+    assert len(result["warnings"]) == 1 and "different datasets" in result["warnings"][0]
+    assert "warning" in console.export_text()
+    assert result["rows"], "still compared"
+    assert [row["tokens"] for row in result["rows"]] == [150.0, 256.0, 512.0, 1024.0, 2048.0]
