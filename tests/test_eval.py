@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from ponder.backends import GenRequest, Reply, ScriptedBackend
+from ponder.backends import Capabilities, GenRequest, Reply, ScriptedBackend
 from ponder.core.errors import BackendError, UsageError
-from ponder.eval.runner import EvalConfig, family_name, run_eval
+from ponder.eval.runner import EvalConfig, family_name, run_eval, write_summary
 from ponder.eval.store import RecordStore, record_key
 
 # per problem, the four samples' answers: the reference is the problem number
@@ -43,8 +43,10 @@ def config(dataset: str, **changes: object) -> EvalConfig:
 
 
 class Scripted(ScriptedBackend):
+    """Fans samples out like llama-server, so each stored sample carries its own call and prompt."""
+
     def __init__(self, **kwargs: object):
-        super().__init__(script=make_script(), **kwargs)
+        super().__init__(script=make_script(), capabilities=Capabilities(honours_n=False), **kwargs)
 
 
 async def test_sample_bank_rows_are_exact_subset_expectations(tmp_path: Path) -> None:
@@ -54,6 +56,7 @@ async def test_sample_bank_rows_are_exact_subset_expectations(tmp_path: Path) ->
         config(dataset, strategies=["self-consistency"]), backend, tmp_path / "run", show_progress=False
     )
     rows = {(r["strategy"], r["budget"]): r for r in summary["rows"]}
+    prompt_tokens = sum(len(m.content.split()) for m in backend.requests[0].messages)
     # one generation per problem at the largest budget only
     assert len(backend.requests) == 3 and all(r.n == 4 for r in backend.requests)
     # maj@1 = mean per-sample accuracy: (2/4 + 2/4 + 1/4) / 3
@@ -67,6 +70,7 @@ async def test_sample_bank_rows_are_exact_subset_expectations(tmp_path: Path) ->
     for k in (1, 2, 4):
         assert rows[("self-consistency", k)]["mean_completion_tokens"] == pytest.approx(3 * k)
         assert rows[("self-consistency", k)]["mean_calls"] == pytest.approx(k)
+        assert rows[("self-consistency", k)]["mean_prompt_tokens"] == pytest.approx(k * prompt_tokens)
     assert (tmp_path / "run" / "summary.json").exists()
 
 
@@ -151,3 +155,20 @@ async def test_records_keep_every_candidate_with_correctness(tmp_path: Path) -> 
     assert [c["correct"] for c in record["candidates"]] == [False, True, True, False]
     assert record["answer"] == "2" and record["correct"] is True
     assert record["usage"]["completion_tokens"] == 12
+
+
+async def test_stored_samples_are_reaggregated_offline_with_another_rule(tmp_path: Path) -> None:
+    dataset = write_dataset(tmp_path / "data.jsonl")
+    backend = Scripted()
+    cfg = config(dataset, strategies=["best-of-n:scorer=confidence"], rules=["self-consistency"])
+    summary = await run_eval(cfg, backend, tmp_path / "run", show_progress=False)
+    rows = {(r["strategy"], r["budget"]): r for r in summary["rows"]}
+    derived = rows[("self-consistency on best-of-n:scorer=confidence", 4)]
+    assert derived["accuracy"] == pytest.approx(2 / 3)  # the same votes as a self-consistency run
+    assert (
+        derived["mean_completion_tokens"]
+        == rows[("best-of-n:scorer=confidence", 4)]["mean_completion_tokens"]
+    )
+    requests = len(backend.requests)
+    again = write_summary(tmp_path / "run", rules=[])  # ponder report --rule ...: no new generation
+    assert not any(" on " in r["strategy"] for r in again["rows"]) and len(backend.requests) == requests

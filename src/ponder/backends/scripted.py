@@ -34,7 +34,11 @@ def count_tokens(text: str) -> int:
 
 @dataclass
 class ScriptedBackend(Backend):
-    """Serves a script. ``requests`` records every request received, for assertions."""
+    """Serves a script. ``requests`` records every request received, for assertions.
+
+    With ``honours_n`` (the default) a request's call and prompt are billed once, to its first choice;
+    without it each sample is billed as its own call, as a fanned-out server request would be.
+    """
 
     model: str = "scripted"
     script: Script = ("The answer is 42.",)
@@ -64,7 +68,9 @@ class ScriptedBackend(Backend):
                 text = " ".join(words) if len(words) < count_tokens(reply.text) else reply.text
                 finish = "length" if len(words) < count_tokens(reply.text) else reply.finish_reason
                 completion = len(words)
-                share_prompt = prompt_tokens if i == 0 else 0
+                # like a server: one request bills its prompt once; a fanned-out sample bills its own
+                alone = i == 0 or not self.capabilities.honours_n
+                share_prompt = prompt_tokens if alone else 0
                 logprobs = None
                 if request.logprobs is not None:
                     logprobs = [TokenLogprob(w, reply.logprob, dict(reply.top or {})) for w in words]
@@ -74,7 +80,7 @@ class ScriptedBackend(Backend):
                         finish_reason=finish,
                         completion_tokens=completion,
                         usage=Usage(
-                            calls=1 if i == 0 else 0,
+                            calls=1 if alone else 0,
                             prompt_tokens=share_prompt,
                             completion_tokens=completion,
                             flops=estimate_flops(self.parameters, share_prompt, 0, completion),

@@ -75,10 +75,19 @@ def build_parser() -> argparse.ArgumentParser:
         "--concurrency", type=int, default=None, help="problems in flight (default: backend slots)"
     )
     evaluate.add_argument("--resume", action="store_true", help="finish an interrupted run in --out")
+    evaluate.add_argument(
+        "--rule",
+        action="append",
+        default=[],
+        help="also re-aggregate stored samples with this selection rule (e.g. self-consistency)",
+    )
     add_backend_arguments(evaluate)
 
     report = commands.add_parser("report", help="rebuild summary.json, curves.png and report.html of a run")
     report.add_argument("directory", type=Path)
+    report.add_argument(
+        "--rule", action="append", default=None, help="re-aggregate stored samples with this selection rule"
+    )
     compare = commands.add_parser("compare", help="line two runs up at matched tokens")
     compare.add_argument("first", type=Path)
     compare.add_argument("second", type=Path)
@@ -169,7 +178,7 @@ def command_eval(args: argparse.Namespace) -> int:
     from ponder.tasks.datasets import load_dataset
 
     budgets = parse_budgets(args.budgets)
-    for spec in args.strategy:
+    for spec in args.strategy + args.rule:
         family_name(spec)  # fail fast on bad specs, before any backend starts
     load_dataset(args.dataset)
     backend = make_backend(model=args.model, base_url=args.base_url, api_key=args.api_key, server=args.server)
@@ -184,6 +193,7 @@ def command_eval(args: argparse.Namespace) -> int:
         model=backend.model,
         concurrency=args.concurrency or backend.capabilities.max_concurrency,
         command=shlex.join(["ponder", *sys.argv[1:]]),
+        rules=list(args.rule),
     )
 
     async def run() -> dict:
@@ -203,7 +213,7 @@ def command_report(args: argparse.Namespace) -> int:
     from ponder.eval.report import render_summary_table, write_outputs
     from ponder.eval.runner import write_summary
 
-    summary = write_summary(args.directory)
+    summary = write_summary(args.directory, rules=args.rule)
     write_outputs(args.directory)
     render_summary_table(summary, stdout)
     stdout.print(f"wrote {args.directory}/summary.json, curves.png, report.html", soft_wrap=True)

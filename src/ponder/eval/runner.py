@@ -52,6 +52,8 @@ class EvalConfig:
     model: str = ""
     concurrency: int = 4
     command: str = ""
+    #: selection rules re-applied offline to the stored samples (``ponder.eval.summary.summarize``)
+    rules: list[str] = field(default_factory=list)
     #: fields that must match when resuming (the rest may change between attempts)
     identity: tuple[str, ...] = field(default=("dataset", "strategies", "budgets", "seeds", "limit", "model"))
 
@@ -237,14 +239,21 @@ async def run_eval(
     return write_summary(directory, config)
 
 
-def write_summary(directory: Path, config: EvalConfig | None = None) -> dict[str, Any]:
-    """Summarise the stored records into ``summary.json`` (config from the manifest when not given)."""
+def write_summary(
+    directory: Path, config: EvalConfig | None = None, rules: list[str] | None = None
+) -> dict[str, Any]:
+    """Summarise the stored records into ``summary.json`` (config from the manifest when not given).
+
+    ``rules`` replace the run's re-aggregation rules (``ponder report DIR --rule SPEC``).
+    """
     manifest = json.loads((directory / MANIFEST).read_text()) if (directory / MANIFEST).exists() else {}
     run = config.manifest() if config else manifest
+    if rules is not None:
+        run = {**run, "rules": rules}
     records = RecordStore(directory).load()
     if not records:
         raise UsageError(f"no records in {directory}")
-    rows = summarize(records, list(run.get("budgets") or [1]))
+    rows = summarize(records, list(run.get("budgets") or [1]), rules=list(run.get("rules") or []))
     summary = {
         "run": {
             **run,

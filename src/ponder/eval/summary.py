@@ -31,6 +31,9 @@ class Outcome:
     coverage: float | None = None
 
 
+NO_OUTCOME = Outcome(0.0, 1.0, {key: 0.0 for key in (*USAGE_KEYS, "tokens")}, 0.0)
+
+
 @dataclass
 class Row:
     family: str
@@ -50,14 +53,15 @@ def canonical_candidates(stored: list[dict[str, Any]]) -> list[Candidate]:
     return candidates
 
 
-def usage_of(candidates: list[Candidate]) -> dict[str, float]:
-    total = Usage.total([c.usage + c.scoring_usage for c in candidates])
+def usage_of(candidates: list[Candidate], with_scoring: bool) -> dict[str, float]:
+    total = Usage.total([c.usage + c.scoring_usage if with_scoring else c.usage for c in candidates])
     values = {key: float(getattr(total, key)) for key in USAGE_KEYS}
     values["tokens"] = float(total.total_tokens)
     return values
 
 
 def bank_outcome(strategy: Strategy, record: dict[str, Any], budget: int) -> Outcome:
+    """Expected outcome of ``strategy.select`` over k-subsets of the record's samples, and their cost."""
     stored = record["candidates"]
     candidates = canonical_candidates(stored)
     correct = [bool(c.get("correct")) for c in stored]
@@ -72,7 +76,7 @@ def bank_outcome(strategy: Strategy, record: dict[str, Any], budget: int) -> Out
         choice = strategy.select(chosen)
         accuracies.append(float(choice.winner is not None and correct[draw[choice.winner]]))
         no_answers.append(float(choice.answer is None))
-        usages.append(usage_of(chosen))
+        usages.append(usage_of(chosen, with_scoring=strategy.uses_scores))
     usage = {key: mean([u[key] for u in usages]) for key in usages[0]}
     coverage = pass_at_k(len(candidates), sum(correct), budget)
     return Outcome(mean(accuracies), mean(no_answers), usage, coverage)
@@ -86,32 +90,42 @@ def direct_outcome(record: dict[str, Any]) -> Outcome:
     return Outcome(float(bool(record.get("correct"))), float(record.get("answer") is None), values, coverage)
 
 
-def summarize(records: list[dict[str, Any]], budgets: list[int], seed: int = 0) -> list[dict[str, Any]]:
-    """One row per (strategy family, budget) with accuracy, coverage, intervals and mean cost."""
+def summarize(
+    records: list[dict[str, Any]], budgets: list[int], rules: list[str] = (), seed: int = 0
+) -> list[dict[str, Any]]:
+    """One row per (strategy family, budget) with accuracy, coverage, intervals and mean cost.
+
+    ``rules`` re-aggregate stored samples offline: each rule (a sample-banked strategy spec such as
+    ``self-consistency``) is applied to the samples of every sample-banked family, giving rows named
+    ``RULE on FAMILY`` at no new generation cost (billed scoring only if the rule reads scores).
+    """
     rows: dict[tuple[str, int], Row] = {}
     strategies: dict[str, Strategy] = {}
-    for record in records:
-        spec = record["strategy"]
+
+    def strategy_for(spec: str) -> Strategy:
         if spec not in strategies:
             strategies[spec] = STRATEGIES.build(spec)
-        strategy = strategies[spec]
+        return strategies[spec]
+
+    def add(family: str, budget: int, problem: str, outcome: Outcome) -> None:
+        rows.setdefault((family, budget), Row(family, budget)).per_problem[problem].append(outcome)
+
+    for record in records:
+        strategy = strategy_for(record["strategy"])
         family = record["family"]
         problem = str(record["problem"]["id"])
         if record.get("budget") is not None:
-            targets = [(int(record["budget"]), None)]
-        elif strategy.budget_option is None:
-            targets = [(1, 1)]
-        else:
-            targets = [(k, k) for k in budgets if k <= len(record["candidates"])]
-        for budget, bank_size in targets:
-            row = rows.setdefault((family, budget), Row(family, budget))
-            if bank_size is None:
-                outcome = direct_outcome(record)
-            elif not record["candidates"]:
-                outcome = Outcome(0.0, 1.0, {key: 0.0 for key in (*USAGE_KEYS, "tokens")}, 0.0)
-            else:
-                outcome = bank_outcome(strategy, record, bank_size)
-            row.per_problem[problem].append(outcome)
+            add(family, int(record["budget"]), problem, direct_outcome(record))
+            continue
+        if strategy.budget_option is None:
+            add(family, 1, problem, bank_outcome(strategy, record, 1) if record["candidates"] else NO_OUTCOME)
+            continue
+        for budget in budgets:
+            if budget > len(record["candidates"]):
+                continue
+            add(family, budget, problem, bank_outcome(strategy, record, budget))
+            for rule in rules:
+                add(f"{rule} on {family}", budget, problem, bank_outcome(strategy_for(rule), record, budget))
     return [_row_dict(row, seed) for row in sorted(rows.values(), key=lambda r: (r.family, r.budget))]
 
 

@@ -156,6 +156,11 @@ class Strategy(abc.ABC):
     async def run(self, problem: Problem, ctx: Context) -> Result:
         """Solve ``problem`` within ``ctx``'s budget and return every candidate with its usage."""
 
+    @property
+    def uses_scores(self) -> bool:
+        """Whether ``select`` reads scorer scores (so a re-selection is billed the scoring too)."""
+        return getattr(self, "scorer", None) is not None
+
     def select(self, candidates: list[Candidate]) -> Vote:
         """The answer this strategy would pick from these (already scored) candidates."""
         raise NotImplementedError(f"{self.name} does not select from stored samples")

@@ -19,6 +19,7 @@ whatever that user can. Run ponder as an unprivileged user when grading code you
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -64,7 +65,8 @@ for name, value in settings["limits"].items():
         soft, new_hard = min(soft, hard), min(new_hard, hard)
     resource.setrlimit(limit, (soft, new_hard))
 status = settings["status_fd"]
-os.write(status, json.dumps({"network": bool(flags & CLONE_NEWNET), "pid": bool(flags & CLONE_NEWPID)}).encode())
+isolation = {"network": bool(flags & CLONE_NEWNET), "pid": bool(flags & CLONE_NEWPID)}
+os.write(status, json.dumps(isolation).encode())
 os.close(status)
 argv = settings["argv"]
 if not flags & CLONE_NEWPID:
@@ -132,7 +134,11 @@ def run_python(
             "status_fd": status_write,
             "argv": [sys.executable, "-I", program.name],
         }
-        with open(root / "stdout", "wb") as stdout, open(root / "stderr", "wb") as stderr:
+        with (
+            os.fdopen(status_read, "rb") as status,
+            open(root / "stdout", "wb") as stdout,
+            open(root / "stderr", "wb") as stderr,
+        ):
             started = time.monotonic()
             try:
                 process = subprocess.Popen(
@@ -151,8 +157,7 @@ def run_python(
             _kill_group(process.pid)  # the leader is a zombie until reaped, so its group id is still ours
             exit_code = process.wait()
             seconds = time.monotonic() - started
-        with os.fdopen(status_read, "rb") as status_file:
-            isolation = json.loads(status_file.read() or b"{}")
+            isolation = json.loads(status.read() or b"{}")  # empty if the bootstrap died before writing
         return SandboxResult(
             exit_code=exit_code,
             stdout=_read_output(root / "stdout"),
@@ -183,10 +188,8 @@ def _wait_without_reaping(process: subprocess.Popen[bytes], timeout: float) -> b
 
 
 def _kill_group(group: int) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(group, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
 
 
 def _read_output(path: Path) -> str:
