@@ -26,8 +26,9 @@ from ponder.core.ledger import Budget
 from ponder.core.types import Result
 from ponder.tasks.prompts import MATH_SYSTEM_PROMPT
 
-stdout = Console()
-stderr = Console(stderr=True)
+# Piped output (logs, CI) is not cut at 80 columns: tables keep whole strategy names.
+stdout = Console(width=None if sys.stdout.isatty() else 160)
+stderr = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,127 @@
+"""``ponder eval`` end to end against a fake server: outputs, bad input, and kill -9 then --resume."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from conftest import completion
+
+from ponder.cli.main import main
+
+PONDER = [sys.executable, "-m", "ponder.cli.main"]
+
+
+def dataset(path: Path, count: int = 6) -> str:
+    lines = [json.dumps({"question": f"What is {i}+{i}?", "answer": 2 * i}) for i in range(count)]
+    path.write_text("\n".join(lines) + "\n")
+    return f"jsonl:{path}"
+
+
+def answer_doubling(body, attempt):
+    number = int(body["messages"][-1]["content"].split()[2].split("+")[0])
+    time.sleep(0.05)
+    return 200, completion([f"so \\boxed{{{2 * number}}}"]), {}
+
+
+def eval_args(data: str, url: str, out: Path) -> list[str]:
+    return [
+        "eval",
+        "--dataset",
+        data,
+        "--strategy",
+        "self-consistency",
+        "--strategy",
+        "greedy",
+        "--budgets",
+        "1,2",
+        "--base-url",
+        url,
+        "--model",
+        "m",
+        "--server",
+        "llama-server",
+        "--out",
+        str(out),
+        "--concurrency",
+        "1",
+    ]
+
+
+def test_eval_writes_records_summary_plot_and_report(tmp_path: Path, fake_openai_server, capsys) -> None:
+    fake = fake_openai_server(answer_doubling)
+    out = tmp_path / "run"
+    assert main(eval_args(dataset(tmp_path / "d.jsonl"), fake.url, out)) == 0
+    for name in ("records.jsonl", "summary.json", "curves.png", "report.html", "run.json"):
+        assert (out / name).exists(), name
+    summary = json.loads((out / "summary.json").read_text())
+    rows = {(r["strategy"], r["budget"]): r for r in summary["rows"]}
+    assert set(rows) == {("greedy", 1), ("self-consistency", 1), ("self-consistency", 2)}
+    assert all(r["accuracy"] == 1.0 for r in rows.values())
+    assert "self-consistency" in capsys.readouterr().out
+    assert main(["report", str(out)]) == 0
+
+
+def test_eval_bad_input_exits_2(tmp_path: Path, capsys) -> None:
+    assert main(["eval", "--dataset", "nope", "--strategy", "greedy"]) == 2
+    assert "reasoning-gym" in capsys.readouterr().err
+    data = dataset(tmp_path / "d.jsonl")
+    assert main(["eval", "--dataset", data, "--strategy", "greedy", "--budgets", "1,x"]) == 2
+    assert main(["eval", "--dataset", data, "--strategy", "greedy:k=1"]) == 2
+    assert "valid options" in capsys.readouterr().err
+
+
+def test_kill_9_then_resume_finishes_without_loss_or_repeats(tmp_path: Path, fake_openai_server) -> None:
+    fake = fake_openai_server(answer_doubling)
+    data = dataset(tmp_path / "d.jsonl", count=10)
+    out = tmp_path / "run"
+    process = subprocess.Popen(
+        [*PONDER, *eval_args(data, fake.url, out)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        stdin=subprocess.DEVNULL,
+    )
+    records = out / "records.jsonl"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and (not records.exists() or records.read_text().count("\n") < 3):
+        time.sleep(0.02)
+    process.send_signal(signal.SIGKILL)
+    process.wait(timeout=10)
+    before = records.read_text().count("\n")
+    assert 3 <= before < 20, "the run should have been killed midway"
+    sent_before = len(fake.bodies)
+
+    resumed = subprocess.run(
+        [*PONDER, *eval_args(data, fake.url, out), "--resume"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        stdin=subprocess.DEVNULL,
+    )
+    assert resumed.returncode == 0, resumed.stderr
+    lines = [json.loads(line) for line in records.read_text().splitlines()]
+    keys = [(r["strategy"], r["seed"], r["problem"]["id"]) for r in lines]
+    assert len(lines) == 20 and len(set(keys)) == 20  # 10 problems × 2 strategies, none twice
+    # only unfinished units were generated again: at most the one in flight at the kill is redone
+    redone = len(fake.bodies) - sent_before
+    assert redone <= (20 - before) * 2 + 2
+
+    fresh = tmp_path / "fresh"
+    assert (
+        subprocess.run(
+            [*PONDER, *eval_args(data, fake.url, fresh)],
+            capture_output=True,
+            timeout=120,
+            stdin=subprocess.DEVNULL,
+        ).returncode
+        == 0
+    )
+    fresh_keys = [
+        (r["strategy"], r["seed"], r["problem"]["id"])
+        for r in map(json.loads, (fresh / "records.jsonl").read_text().splitlines())
+    ]
+    assert sorted(fresh_keys) == sorted(keys)
