@@ -55,12 +55,17 @@ async def asolve(
     else:
         problem = Problem(question=question)
     chosen = strategy if isinstance(strategy, Strategy) else build_strategy(strategy, **options)
+    owned = backend is None
     if backend is None:
         backend = make_backend(model=model, base_url=base_url, api_key=api_key, server=server)
     ledger = Ledger(budget if isinstance(budget, Budget) else Budget.parse(budget))
     ctx = Context(backend=backend, ledger=ledger, seed=seed, on_event=on_event, system_prompt=system_prompt)
-    await backend.start()
-    return await chosen.run(problem, ctx)
+    try:
+        await backend.start()
+        return await chosen.run(problem, ctx)
+    finally:
+        if owned:  # release this call's connections (an embedded server itself stays up for reuse)
+            await backend.close()
 
 
 def solve(

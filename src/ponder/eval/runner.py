@@ -122,7 +122,9 @@ def check_manifest(directory: Path, config: EvalConfig, resume: bool, existing: 
         if differences:
             raise UsageError(f"--resume with different settings than {path}: " + "; ".join(differences))
     directory.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({**config.manifest(), "started": datetime.now(UTC).isoformat()}, indent=2))
+    started = json.loads(path.read_text()).get("started") if resume and path.exists() else None
+    started = started or datetime.now(UTC).isoformat()
+    path.write_text(json.dumps({**config.manifest(), "started": started}, indent=2))
 
 
 async def grade(dataset: Dataset, problem: Problem, result: Result) -> tuple[list[bool], bool]:
