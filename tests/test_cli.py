@@ -97,3 +97,18 @@ def test_strategies_command_lists_options(capsys) -> None:
     assert main(["strategies"]) == 0
     out = capsys.readouterr().out
     assert "self-consistency" in out and "n=8" in out and "judge" in out
+
+
+def test_parameters_enable_flops_for_a_served_model(fake_openai_server, capsys) -> None:
+    fake = fake_openai_server(lambda body, _: (200, completion(["\\boxed{1}"], prompt_tokens=10), {}))
+    args = ["solve", "q", "--base-url", fake.url, "--model", "m", "--strategy", "greedy", "--json"]
+    assert main([*args, "--parameters", "1e9"]) == 0
+    usage = json.loads(capsys.readouterr().out)["usage"]
+    assert usage["flops"] == 2e9 * (10 + 1)
+    assert main(args) == 0
+    assert json.loads(capsys.readouterr().out)["usage"]["flops"] == 0
+
+
+def test_base_url_without_model_is_a_usage_error(capsys) -> None:
+    assert main(["solve", "q", "--base-url", "http://127.0.0.1:9"]) == 2
+    assert "--model" in capsys.readouterr().err

@@ -162,3 +162,18 @@ async def test_api_key_is_sent_as_bearer(fake_openai_server) -> None:
     await backend.generate([REQUEST])
     await backend.close()
     assert fake.headers[0]["authorization"] == "Bearer sekret"
+
+
+async def test_server_refusing_n_is_fanned_out_from_then_on(fake_openai_server) -> None:
+    def handler(body, attempt):
+        if body["n"] > 1:
+            return 400, {"error": {"message": "n must be <= 2"}}, {}
+        return 200, completion(["ok"]), {}
+
+    fake = fake_openai_server(handler)
+    backend = backend_for(fake.url, "generic")
+    [first] = await backend.generate([REQUEST.with_(n=3)])
+    [second] = await backend.generate([REQUEST.with_(n=3)])
+    await backend.close()
+    assert len(first) == len(second) == 3
+    assert [body["n"] for body in fake.bodies] == [3, 1, 1, 1, 1, 1, 1]  # refused once, then fan-out only

@@ -27,10 +27,11 @@ def make_backend(
     base_url: str | None = None,
     api_key: str | None = None,
     server: str | None = None,
+    parameters: float | None = None,
 ) -> Backend:
     """The embedded model named ``model`` (default model if None), or an OpenAI-compatible server."""
     if base_url or os.environ.get("PONDER_BASE_URL"):
-        return backend_from_env(base_url=base_url, model=model, api_key=api_key, server=server)
+        return backend_from_env(base_url, model, api_key, server, parameters)
     from ponder.backends.embedded.backend import embedded_backend
 
     return embedded_backend(model)

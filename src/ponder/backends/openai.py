@@ -26,7 +26,13 @@ from ponder.backends.base import (
     GenRequest,
     split_proportionally,
 )
-from ponder.core.errors import BackendError, BackendUnavailableError, UnknownNameError
+from ponder.core.errors import (
+    BackendError,
+    BackendRejectedError,
+    BackendUnavailableError,
+    UnknownNameError,
+    UsageError,
+)
 from ponder.core.ledger import estimate_flops
 from ponder.core.types import TokenLogprob, Usage
 
@@ -75,6 +81,7 @@ class OpenAIBackend(Backend):
         self._client: httpx.AsyncClient | None = None
         self._semaphore: asyncio.Semaphore | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._fan_out = False  # set once the server has refused n > 1
 
     # -- connection management -------------------------------------------------------------------
     def _ensure_client(self) -> tuple[httpx.AsyncClient, asyncio.Semaphore]:
@@ -108,11 +115,17 @@ class OpenAIBackend(Backend):
             raise BackendError(
                 f"{self.server} backend at {self.base_url} cannot continue a partial assistant message"
             )
-        if request.n == 1 or not self.capabilities.honours_n:
+        if request.n == 1 or not self.capabilities.honours_n or self._fan_out:
             seeds = [None if request.seed is None else request.seed + i for i in range(request.n)]
             singles = await asyncio.gather(*(self._post(request.with_(n=1, seed=s)) for s in seeds))
             return [generation for batch in singles for generation in batch]
-        generations = await self._post(request)
+        try:
+            generations = await self._post(request)
+        except BackendRejectedError:
+            # Some servers refuse n > 1 outright (llama-server above its slot count): fan out from now on.
+            # If single requests are refused too, that error is the real one and propagates.
+            self._fan_out = True
+            return await self._generate_one(request)
         missing = request.n - len(generations)
         if missing > 0:  # the server ignored n: fan out the remainder
             seed = None if request.seed is None else request.seed + len(generations)
@@ -169,7 +182,7 @@ class OpenAIBackend(Backend):
                         return self._parse(response.json(), request, time.monotonic() - started)
                     cause = f"HTTP {response.status_code}: {_error_message(response)}"
                     if response.status_code not in RETRY_STATUSES:
-                        raise BackendError(f"backend at {url} rejected the request: {cause}")
+                        raise BackendRejectedError(f"backend at {url} rejected the request: {cause}")
                     retry_after = _retry_after(response)
             if attempt > self.max_retries:
                 break
@@ -265,17 +278,30 @@ def backend_from_env(
     model: str | None = None,
     api_key: str | None = None,
     server: str | None = None,
+    parameters: float | None = None,
 ) -> OpenAIBackend:
-    """Build an OpenAI-compatible backend from arguments, falling back to PONDER_*/OPENAI_* env vars."""
+    """Build an OpenAI-compatible backend from arguments, falling back to PONDER_*/OPENAI_* env vars.
+
+    ``parameters`` (the served model's size, env PONDER_PARAMETERS) enables the FLOPs estimate; a remote
+    model's size cannot be known otherwise, so without it FLOPs stay 0 and are shown as unknown.
+    """
     base_url = base_url or os.environ.get("PONDER_BASE_URL") or os.environ.get("OPENAI_BASE_URL")
     if not base_url:
-        raise BackendError("no base URL: pass --base-url or set PONDER_BASE_URL")
+        raise UsageError("no base URL: pass --base-url or set PONDER_BASE_URL")
     model = model or os.environ.get("PONDER_MODEL")
     if not model:
-        raise BackendError(f"--base-url {base_url} needs --model NAME (or PONDER_MODEL)")
+        raise UsageError(f"--base-url {base_url} needs --model NAME (or PONDER_MODEL)")
     server = server or os.environ.get("PONDER_SERVER") or "generic"
+    if parameters is None and os.environ.get("PONDER_PARAMETERS"):
+        try:
+            parameters = float(os.environ["PONDER_PARAMETERS"])
+        except ValueError:
+            raise UsageError(
+                f"PONDER_PARAMETERS must be a number, got {os.environ['PONDER_PARAMETERS']!r}"
+            ) from None
     return OpenAIBackend(
         model=model,
+        parameters=parameters or 0.0,
         base_url=base_url,
         api_key=api_key or os.environ.get("PONDER_API_KEY") or os.environ.get("OPENAI_API_KEY"),
         server=server,

@@ -107,6 +107,12 @@ def add_backend_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--server", default=None, help="server profile: generic, openai, vllm, sglang, llama-server, ollama"
     )
+    parser.add_argument(
+        "--parameters",
+        type=float,
+        default=None,
+        help="served model size, e.g. 7.6e9, for FLOPs (with --base-url)",
+    )
 
 
 class ProgressLine:
@@ -138,7 +144,7 @@ class ProgressLine:
 async def run_solve(args: argparse.Namespace) -> Result:
     strategy = build_strategy(args.strategy)  # fail fast on bad specs, before any backend starts
     budget = Budget.parse(args.budget)
-    backend = make_backend(model=args.model, base_url=args.base_url, api_key=args.api_key, server=args.server)
+    backend = make_backend(args.model, args.base_url, args.api_key, args.server, args.parameters)
     try:
         with ProgressLine(enabled=True) as progress:
             return await asolve(
@@ -182,7 +188,7 @@ def command_eval(args: argparse.Namespace) -> int:
     for spec in args.strategy + args.rule:
         family_name(spec)  # fail fast on bad specs, before any backend starts
     load_dataset(args.dataset)
-    backend = make_backend(model=args.model, base_url=args.base_url, api_key=args.api_key, server=args.server)
+    backend = make_backend(args.model, args.base_url, args.api_key, args.server, args.parameters)
     name = args.dataset.replace(":", "-").replace("/", "-")
     directory = args.out or Path("runs") / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
     config = EvalConfig(

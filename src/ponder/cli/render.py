@@ -14,7 +14,7 @@ def usage_line(usage: Usage, wall_seconds: float | None = None) -> str:
         f"{usage.prompt_tokens} prompt tokens ({usage.cached_prompt_tokens} cached)",
         f"{usage.completion_tokens} completion tokens",
         f"{usage.seconds:.1f} s model time",
-        f"{usage.flops:.3g} FLOPs",
+        f"{usage.flops:.3g} FLOPs" if usage.flops else "FLOPs unknown (model size not given)",
     ]
     if wall_seconds is not None:
         parts.append(f"{wall_seconds:.1f} s wall")

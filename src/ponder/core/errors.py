@@ -45,6 +45,10 @@ class BackendUnavailableError(BackendError):
         super().__init__(f"backend at {url} unreachable after {attempts} attempt(s): {cause}")
 
 
+class BackendRejectedError(BackendError):
+    """The backend answered but refused the request (a 4xx other than 429); retrying would not help."""
+
+
 class SetupError(PonderError):
     """The embedded runtime or model could not be prepared (download, build or checksum failed)."""
 
