@@ -45,6 +45,8 @@ class Dataset(abc.ABC):
         self.options = options
         self.name = canonical_spec(self.kind, options)
         self.skipped: list[str] = []
+        #: source rows by problem id, for datasets whose grader needs more than the reference answer
+        self._entries: dict[str, dict[str, Any]] = {}
         self._problems: list[Problem] | None = None
         self._lock = threading.Lock()
 
@@ -66,6 +68,14 @@ class Dataset(abc.ABC):
     @abc.abstractmethod
     def grade(self, problem: Problem, text: str, answer: str | None) -> bool:
         """Whether ``answer`` (``extract(text)``) solves ``problem``. Synchronous; may be slow."""
+
+    def entry(self, problem: Problem) -> dict[str, Any]:
+        """The source row behind ``problem`` (loading the dataset first); a foreign problem is an error."""
+        self.problems()
+        entry = self._entries.get(problem.id or "")
+        if entry is None:
+            raise UsageError(f"problem {problem.id!r} is not part of dataset {self.name}")
+        return entry
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name}>"

