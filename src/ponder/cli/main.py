@@ -93,6 +93,30 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("first", type=Path)
     compare.add_argument("second", type=Path)
 
+    serve = commands.add_parser("serve", help="an OpenAI-compatible endpoint that applies any strategy")
+    serve.add_argument("--host", default="127.0.0.1", help="address to bind (other than loopback needs keys)")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument(
+        "--model", "-m", default=None, help="embedded model to serve (default: the default model)"
+    )
+    serve.add_argument(
+        "--upstream",
+        action="append",
+        default=[],
+        metavar="NAME=URL",
+        help="OpenAI-compatible server for model NAME (repeatable; no embedded model unless --model)",
+    )
+    serve.add_argument("--server", default="generic", help="server profile of the --upstream servers")
+    serve.add_argument("--api-key", action="append", default=[], help="accepted bearer key (repeatable)")
+    serve.add_argument("--api-keys-file", type=Path, default=None, help="accepted keys, one per line")
+    serve.add_argument("--default-strategy", default=None, help="strategy for requests that name none")
+    serve.add_argument("--max-n", type=int, default=4, help="largest client n (independent strategy runs)")
+    serve.add_argument("--max-samples", type=int, default=64, help="largest strategy n times client n")
+    serve.add_argument("--max-budget-tokens", type=int, default=None, help="token cap for every request")
+    serve.add_argument("--max-in-flight", type=int, default=64, help="concurrent requests before 429")
+    serve.add_argument("--request-timeout", type=float, default=600.0, help="seconds before 504")
+    serve.add_argument("--log-level", default="info")
+
     commands.add_parser("models", help="list embedded models, their sizes and whether each is ready")
     commands.add_parser("strategies", help="list strategies and scorers with their options")
     return parser
@@ -288,6 +312,28 @@ def command_strategies(args: argparse.Namespace) -> int:
     return 0
 
 
+def command_serve(args: argparse.Namespace) -> int:
+    from ponder.backends.embedded.backend import embedded_backend
+    from ponder.server import ServerSettings, Upstream
+    from ponder.server.run import load_keys, parse_upstream, serve
+
+    upstreams = [parse_upstream(u, args.server, args.request_timeout) for u in args.upstream]
+    if args.model or not upstreams:
+        backend = embedded_backend(args.model)
+        upstreams.insert(0, Upstream(backend.model, backend))
+    settings = ServerSettings(
+        api_keys=load_keys(args.api_key, args.api_keys_file),
+        default_strategy=args.default_strategy,
+        max_n=args.max_n,
+        max_samples=args.max_samples,
+        max_budget_tokens=args.max_budget_tokens,
+        max_in_flight=args.max_in_flight,
+        request_timeout=args.request_timeout,
+    )
+    serve(args.host, args.port, upstreams, settings, log_level=args.log_level)
+    return 0
+
+
 COMMANDS = {
     "solve": command_solve,
     "eval": command_eval,
@@ -296,6 +342,7 @@ COMMANDS = {
     "setup": command_setup,
     "models": command_models,
     "strategies": command_strategies,
+    "serve": command_serve,
 }
 
 

@@ -1,0 +1,301 @@
+"""The HTTP app: ``POST /v1/chat/completions`` (strategy or pass-through), models, health, metrics.
+
+A request names a strategy in one of three ways (giving two different ones is a 400): the model name
+``ponder:SPEC@MODEL`` (grammar in :mod:`ponder.server.schema`), the request's ``ponder.strategy``
+(``extra_body={"ponder": {...}}`` in the OpenAI client), or the ``X-Ponder-Strategy`` header. With
+none (and no ``default_strategy``) the request body is forwarded unchanged to the upstream and its
+response, streamed or not, is relayed byte for byte: tools, logprobs and streaming stay untouched.
+
+With a strategy, the whole message list is the problem; ``temperature``, ``top_p``, ``max_tokens``
+and ``seed`` become strategy options (400 when the strategy has no such option); ``n`` runs that many
+independent strategy runs (seeds ``seed + i * 1000003``) up to ``max_n``; ``stop``, tools, logprobs
+and penalties are rejected with 400 because a strategy cannot honour them. ``usage`` is the sum over
+every upstream call the strategy made. A client disconnect or the request timeout cancels the
+strategy task, and with it every upstream call in flight.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+from ponder.core.types import Result, Usage
+from ponder.server.errors import HTTPFailure, InvalidRequest, error_body, to_failure
+from ponder.server.lifecycle import (
+    CleanupStreamingResponse,
+    ClientDisconnected,
+    ServerSettings,
+    Slot,
+    State,
+    Upstream,
+    authorize,
+    failure_response,
+    sse,
+    until_disconnect,
+    wait_for_disconnect,
+)
+from ponder.server.plan import (
+    Plan,
+    final_text,
+    parse_request,
+    plan_strategy,
+    ponder_object,
+    run_plan,
+    usage_of,
+)
+from ponder.server.proxy import passthrough
+from ponder.server.schema import (
+    AssistantMessage,
+    ChatCompletion,
+    ChatCompletionChunk,
+    ChatRequest,
+    Choice,
+    ChunkChoice,
+    Delta,
+    split_model,
+)
+
+log = logging.getLogger("ponder.server")
+
+STRATEGY_HEADER = "x-ponder-strategy"
+CONTENT_PIECE = 48  # characters per streamed content delta
+
+
+def server_timing(started: float, results: list[Result]) -> dict[str, str]:
+    upstream = sum(r.usage.seconds for r in results) * 1000
+    total = (time.monotonic() - started) * 1000
+    return {"Server-Timing": f"total;dur={total:.2f}, upstream;dur={upstream:.2f}"}
+
+
+# -- routes ---------------------------------------------------------------------------------------------
+async def chat_completions(request: Request) -> Response:
+    state: State = request.app.state.ponder
+    slot: Slot | None = None
+    name: str | None = None
+    streaming = False
+    try:
+        authorize(request, state.settings.api_keys)
+        if state.metrics.in_flight >= state.settings.max_in_flight:
+            retry = {"Retry-After": str(state.settings.retry_after_seconds)}
+            message = "too many requests in flight; retry later"
+            raise HTTPFailure(429, message, "rate_limit_error", "overloaded", headers=retry)
+        slot = Slot(state, "strategy")
+        body, chat = parse_request(await request.body())
+        prefix_spec, model = split_model(chat.model)
+        given = {
+            "model prefix": prefix_spec,
+            "ponder.strategy": chat.ponder.strategy if chat.ponder else None,
+            "X-Ponder-Strategy header": (request.headers.get(STRATEGY_HEADER) or "").strip() or None,
+        }
+        chosen = {source: spec for source, spec in given.items() if spec}
+        if len(set(chosen.values())) > 1:
+            raise InvalidRequest(f"strategy given differently by {', '.join(chosen)}; give it once")
+        spec = next(iter(chosen.values()), state.settings.default_strategy)
+        name = model or state.default_upstream
+        if name not in state.upstreams:
+            message = f"model {name!r} is not served here; models: {', '.join(state.upstreams)}"
+            raise HTTPFailure(404, message, "invalid_request_error", "model_not_found", "model")
+        if spec is None:
+            slot.mode = "passthrough"
+            response = await passthrough(request, state, state.upstreams[name], body, chat, slot)
+        else:
+            plan = plan_strategy(spec, chat, state.settings)
+            if chat.stream:
+                response = stream_strategy(request, state, name, plan, chat, slot)
+            else:
+                response = await complete_strategy(request, state, name, plan, chat, slot)
+        streaming = isinstance(response, StreamingResponse)
+        return response
+    except ClientDisconnected:
+        if slot:
+            slot.release(499, "client_disconnected")
+        return Response(status_code=499)
+    except Exception as error:  # every failure leaves here as one OpenAI-style error body
+        failure = to_failure(error, name)
+        if failure.status >= 500:  # messages name upstream URLs, never keys
+            log.warning(
+                "request failed (%d): %s", failure.status, failure.message, exc_info=failure.status == 500
+            )
+        if slot:
+            slot.release(failure.status, failure.type)
+        else:
+            state.metrics.observe("rejected", failure.status, 0.0, failure.type)
+        return failure_response(failure)
+    finally:
+        if slot and not streaming:
+            slot.release(200)
+
+
+async def complete_strategy(
+    request: Request, state: State, upstream: str, plan: Plan, chat: ChatRequest, slot: Slot
+) -> Response:
+    results = await until_disconnect(
+        request, run_plan(plan, state.metered[upstream]), state.settings.request_timeout
+    )
+    choices = []
+    for index, result in enumerate(results):
+        text, finish = final_text(result)
+        choices.append(Choice(index=index, message=AssistantMessage(content=text), finish_reason=finish))
+    completion = ChatCompletion(
+        id=f"chatcmpl-ponder-{uuid.uuid4().hex[:24]}",
+        created=int(time.time()),
+        model=chat.model,
+        choices=choices,
+        usage=usage_of(results),
+        ponder=ponder_object(plan, upstream, results) if plan.include else None,
+    )
+    return Response(
+        completion.model_dump_json(exclude_none=True),
+        media_type="application/json",
+        headers=server_timing(slot.started, results),
+    )
+
+
+def stream_strategy(
+    request: Request, state: State, upstream: str, plan: Plan, chat: ChatRequest, slot: Slot
+) -> Response:
+    """SSE: role, ``ponder`` progress chunks while the strategy works, the answer, usage, ``[DONE]``."""
+    ident, created = f"chatcmpl-ponder-{uuid.uuid4().hex[:24]}", int(time.time())
+    include_usage = bool(chat.stream_options and chat.stream_options.include_usage)
+    tasks: list[asyncio.Task[Any]] = []
+
+    def chunk(**fields: Any) -> bytes:
+        piece = ChatCompletionChunk(id=ident, created=created, model=chat.model, **fields)
+        data = piece.model_dump(exclude_none=True)
+        if include_usage:
+            data.setdefault("usage", None)
+        return sse(data)
+
+    async def events() -> AsyncIterator[bytes]:
+        queue: asyncio.Queue[tuple[int, str, dict[str, Any]] | None] = asyncio.Queue()
+
+        def on_event(index: int, kind: str, data: dict[str, Any]) -> None:
+            queue.put_nowait((index, kind, data))
+
+        async def work() -> list[Result]:
+            async with asyncio.timeout(state.settings.request_timeout):
+                return await run_plan(plan, state.metered[upstream], on_event)
+
+        run = asyncio.create_task(work())
+        run.add_done_callback(lambda _: queue.put_nowait(None))
+        watcher = asyncio.create_task(wait_for_disconnect(request))
+        watcher.add_done_callback(lambda _: run.cancel())
+        tasks.extend([run, watcher])
+        roles = [
+            ChunkChoice(index=i, delta=Delta(role="assistant", content="")) for i in range(len(plan.seeds))
+        ]
+        yield chunk(choices=roles)
+        while (item := await queue.get()) is not None:
+            index, kind, data = item
+            event: dict[str, Any] = {"event": kind, "choice": index}
+            event.update({k: v for k, v in data.items() if isinstance(v, int | float | str | bool)})
+            if isinstance(data.get("usage"), Usage):
+                event["completion_tokens"] = data["usage"].completion_tokens
+            yield chunk(ponder=event)
+        if run.cancelled():
+            slot.release(499, "client_disconnected")
+            return
+        try:
+            results = run.result()
+        except Exception as error:
+            failure = to_failure(error, upstream)
+            slot.release(failure.status, failure.type)
+            yield sse(error_body(failure))
+            return
+        finishes = []
+        for index, result in enumerate(results):
+            text, finish = final_text(result)
+            finishes.append(finish)
+            for start in range(0, len(text), CONTENT_PIECE):
+                piece = Delta(content=text[start : start + CONTENT_PIECE])
+                yield chunk(choices=[ChunkChoice(index=index, delta=piece)])
+        yield chunk(
+            choices=[ChunkChoice(index=i, delta=Delta(), finish_reason=f) for i, f in enumerate(finishes)]
+        )
+        if plan.include:
+            yield chunk(ponder={"event": "result", **ponder_object(plan, upstream, results)})
+        if include_usage:
+            yield sse(
+                ChatCompletionChunk(
+                    id=ident, created=created, model=chat.model, usage=usage_of(results)
+                ).model_dump(exclude_none=True)
+            )
+        yield sse("[DONE]")
+        slot.release(200)
+
+    def cleanup() -> None:
+        for task in tasks:
+            task.cancel()
+        slot.release(499, "client_disconnected")
+
+    return CleanupStreamingResponse(events(), cleanup, media_type="text/event-stream")
+
+
+async def list_models(request: Request) -> Response:
+    state: State = request.app.state.ponder
+    try:
+        authorize(request, state.settings.api_keys)
+    except HTTPFailure as failure:
+        return failure_response(failure)
+    data = [{"id": name, "object": "model", "created": 0, "owned_by": "ponder"} for name in state.upstreams]
+    return JSONResponse({"object": "list", "data": data})
+
+
+async def health(request: Request) -> Response:
+    state: State = request.app.state.ponder
+    return JSONResponse(
+        {"status": "ok", "upstreams": list(state.upstreams), "in_flight": state.metrics.in_flight}
+    )
+
+
+async def metrics(request: Request) -> Response:
+    state: State = request.app.state.ponder
+    try:
+        authorize(request, state.settings.api_keys)
+    except HTTPFailure as failure:
+        return failure_response(failure)
+    return PlainTextResponse(state.metrics.render(), media_type="text/plain; version=0.0.4")
+
+
+def create_app(upstreams: list[Upstream], settings: ServerSettings | None = None) -> Starlette:
+    """The ASGI app serving ``upstreams`` (the first is the default model)."""
+    state = State(upstreams, settings or ServerSettings())
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        state.http = httpx.AsyncClient(
+            timeout=httpx.Timeout(state.settings.request_timeout, connect=10.0),
+            limits=httpx.Limits(max_connections=state.settings.max_in_flight),
+            trust_env=False,
+        )
+        for backend in state.metered.values():
+            await backend.start()
+        try:
+            yield
+        finally:
+            await state.http.aclose()
+            for backend in state.metered.values():
+                await backend.close()
+
+    app = Starlette(
+        routes=[
+            Route("/v1/chat/completions", chat_completions, methods=["POST"]),
+            Route("/v1/models", list_models, methods=["GET"]),
+            Route("/health", health, methods=["GET"]),
+            Route("/metrics", metrics, methods=["GET"]),
+        ],
+        lifespan=lifespan,
+    )
+    app.state.ponder = state
+    return app

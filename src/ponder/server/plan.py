@@ -1,0 +1,194 @@
+"""A strategy request, planned: the client's parameters checked and turned into strategy runs.
+
+``temperature``, ``top_p``, ``max_tokens`` (or ``max_completion_tokens``) and ``seed`` become options
+of the strategy (400 when it has no such option); ``n`` is that many independent runs (run i uses
+``seed + i * SEED_STRIDE``), up to ``max_n``; parameters a strategy cannot honour are a 400.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import ValidationError
+
+from ponder.api import asolve
+from ponder.backends.base import Backend
+from ponder.core.ledger import Budget
+from ponder.core.registry import parse_spec
+from ponder.core.types import Message, Result, Usage
+from ponder.server.errors import InvalidRequest
+from ponder.server.lifecycle import ServerSettings
+from ponder.server.schema import (
+    UNSUPPORTED_WITH_STRATEGY,
+    ChatRequest,
+    CompletionUsage,
+    PromptTokensDetails,
+)
+from ponder.strategies import STRATEGIES, Strategy
+
+SEED_STRIDE = 1_000_003  # run i of a request with n > 1 uses seed + i * SEED_STRIDE
+
+
+@dataclass
+class Plan:
+    """What a strategy request will run: one strategy object per requested choice."""
+
+    spec: str
+    strategies: list[Strategy]
+    seeds: list[int | None]
+    messages: list[Message]
+    budget: Budget
+    include: bool
+
+
+def parse_request(raw: bytes) -> tuple[dict[str, Any], ChatRequest]:
+    try:
+        body = json.loads(raw)
+    except ValueError as error:
+        raise InvalidRequest(f"request body is not JSON: {error}") from None
+    if not isinstance(body, dict):
+        raise InvalidRequest("request body must be a JSON object")
+    try:
+        return body, ChatRequest.model_validate(body)
+    except ValidationError as error:
+        first = error.errors(include_url=False)[0]
+        param = ".".join(map(str, first["loc"]))
+        raise InvalidRequest(f"{param}: {first['msg']}", param=param) from None
+
+
+def to_messages(chat: ChatRequest) -> list[Message]:
+    """The conversation as ponder messages, faithfully; what a strategy cannot carry is a 400."""
+    messages = []
+    for index, message in enumerate(chat.messages):
+        if message.role in ("tool", "function") or message.tool_calls:
+            raise InvalidRequest(
+                "tool calls cannot go through a strategy; send the request without one (pass-through)",
+                param=f"messages.{index}",
+            )
+        content = message.content
+        if isinstance(content, list):
+            for part in content:
+                if part.type != "text":
+                    raise InvalidRequest(
+                        f"content part {part.type!r} cannot go through a strategy (text only)",
+                        param=f"messages.{index}.content",
+                    )
+            content = "".join(part.text or "" for part in content)
+        role = "system" if message.role == "developer" else message.role
+        messages.append(Message(role, content or ""))
+    return messages
+
+
+def plan_strategy(spec: str, chat: ChatRequest, settings: ServerSettings) -> Plan:
+    parsed = parse_spec(spec)
+    entry = STRATEGIES.get(parsed.name)  # unknown name: 400 listing the valid ones
+    fields = entry.options.model_fields
+    for name in UNSUPPORTED_WITH_STRATEGY:
+        if getattr(chat, name) not in (None, False, []):
+            raise InvalidRequest(f"{name} cannot be honoured by a strategy; omit it", param=name)
+    if chat.response_format and chat.response_format.get("type", "text") != "text":
+        raise InvalidRequest("response_format cannot be honoured by a strategy", param="response_format")
+    overrides: dict[str, Any] = {}
+    for param, option in (
+        ("temperature", "temperature"),
+        ("top_p", "top_p"),
+        ("max_tokens", "max_tokens"),
+        ("max_completion_tokens", "max_tokens"),
+        ("seed", "seed"),
+    ):
+        value = getattr(chat, param)
+        if value is None:
+            continue
+        if option not in fields:
+            raise InvalidRequest(
+                f"strategy {parsed.name!r} has no option {option!r} for {param}", param=param
+            )
+        overrides[option] = value
+    if chat.n > settings.max_n:
+        raise InvalidRequest(f"n={chat.n} is over this server's limit of {settings.max_n}", param="n")
+    seeds = [None if chat.seed is None else chat.seed + i * SEED_STRIDE for i in range(chat.n)]
+    strategies = [
+        STRATEGIES.build(parsed, **{**overrides, "seed": seed} if seed is not None else overrides)
+        for seed in seeds
+    ]
+    samples = int(getattr(strategies[0].options, "n", 1)) * chat.n
+    if samples > settings.max_samples:
+        raise InvalidRequest(
+            f"{strategies[0].spec} with n={chat.n} draws {samples} samples, over this server's limit "
+            f"of {settings.max_samples}",
+            param="n",
+        )
+    ponder = chat.ponder
+    budget = Budget.parse(ponder.budget if ponder else None)
+    cap = settings.max_budget_tokens
+    if cap is not None:
+        if budget.tokens is not None and budget.tokens > cap:
+            raise InvalidRequest(f"budget tokens={budget.tokens} is over the limit of {cap}", param="ponder")
+        if budget.tokens is None:
+            budget = Budget(**{**budget.__dict__, "tokens": cap})
+    return Plan(
+        spec=strategies[0].spec,
+        strategies=strategies,
+        seeds=seeds,
+        messages=to_messages(chat),
+        budget=budget,
+        include=bool(ponder and ponder.include),
+    )
+
+
+async def run_plan(
+    plan: Plan, backend: Backend, on_event: Callable[[int, str, dict[str, Any]], None] | None = None
+) -> list[Result]:
+    """Run every choice's strategy concurrently; one failing cancels the others."""
+
+    def handler(index: int) -> Callable[[str, dict[str, Any]], None] | None:
+        if on_event is None:
+            return None
+        return lambda kind, data: on_event(index, kind, data)
+
+    try:
+        async with asyncio.TaskGroup() as group:
+            tasks = [
+                group.create_task(
+                    asolve(
+                        plan.messages,
+                        strategy,
+                        backend=backend,
+                        seed=seed,
+                        budget=plan.budget,
+                        on_event=handler(index),
+                    )
+                )
+                for index, (strategy, seed) in enumerate(zip(plan.strategies, plan.seeds, strict=True))
+            ]
+    except ExceptionGroup as group_error:
+        raise group_error.exceptions[0] from None
+    return [task.result() for task in tasks]
+
+
+def final_text(result: Result) -> tuple[str, str | None]:
+    """The assistant message of a run: the selected candidate (else the first), and its finish reason."""
+    if result.text is not None:
+        chosen = next((c for c in result.candidates if c.text == result.text), None)
+        return result.text, chosen.finish_reason if chosen else "stop"
+    if result.candidates:
+        return result.candidates[0].text, result.candidates[0].finish_reason
+    return "", "stop"
+
+
+def usage_of(results: Iterable[Result]) -> CompletionUsage:
+    total = Usage.total([r.usage for r in results])
+    return CompletionUsage(
+        prompt_tokens=total.prompt_tokens,
+        completion_tokens=total.completion_tokens,
+        total_tokens=total.total_tokens,
+        prompt_tokens_details=PromptTokensDetails(cached_tokens=total.cached_prompt_tokens),
+    )
+
+
+def ponder_object(plan: Plan, upstream: str, results: list[Result]) -> dict[str, Any]:
+    return {"strategy": plan.spec, "upstream": upstream, "results": [r.to_dict() for r in results]}

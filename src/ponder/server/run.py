@@ -1,0 +1,72 @@
+"""Turn ``ponder serve`` flags into upstreams and settings, check that binding is safe, and serve."""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+from pathlib import Path
+
+from ponder.backends.openai import OpenAIBackend, server_capabilities
+from ponder.core.errors import UsageError
+from ponder.server.app import ServerSettings, Upstream, create_app
+
+
+def parse_upstream(text: str, server: str = "generic", timeout: float = 600.0) -> Upstream:
+    """``NAME=URL``: the model id NAME (routed by the request's model name) served at URL."""
+    name, sep, url = text.partition("=")
+    name, url = name.strip(), url.strip()
+    if not sep or not name or not url.startswith(("http://", "https://")):
+        raise UsageError(f"--upstream {text!r} must be NAME=URL, e.g. qwen=http://127.0.0.1:8001/v1")
+    backend = OpenAIBackend(
+        model=name, base_url=url, server=server, capabilities=server_capabilities(server), timeout=timeout
+    )
+    return Upstream(name, backend)
+
+
+def load_keys(keys: list[str], keys_file: Path | None) -> frozenset[str]:
+    """API keys from flags and a file (one per line; blank lines and ``#`` comments skipped)."""
+    found = [k.strip() for k in keys if k.strip()]
+    if keys_file is not None:
+        try:
+            lines = keys_file.read_text().splitlines()
+        except OSError as error:
+            raise UsageError(f"cannot read --api-keys-file {keys_file}: {error.strerror}") from None
+        found += [line.strip() for line in lines if line.strip() and not line.strip().startswith("#")]
+    return frozenset(found)
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_bind(host: str, keys: frozenset[str]) -> None:
+    """Refuse to serve beyond this machine without authentication."""
+    if not is_loopback(host) and not keys:
+        raise UsageError(
+            f"refusing to bind {host} without --api-key or --api-keys-file (only 127.0.0.1 may be open)"
+        )
+
+
+def serve(
+    host: str,
+    port: int,
+    upstreams: list[Upstream],
+    settings: ServerSettings,
+    log_level: str = "info",
+) -> None:
+    """Run the server until interrupted (uvicorn; access logs carry no headers, so no keys)."""
+    import uvicorn
+
+    check_bind(host, settings.api_keys)
+    logging.basicConfig(level=log_level.upper(), format="%(levelname)s:     %(name)s: %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per upstream call is noise
+    if settings.default_strategy:  # fail on a bad default before binding
+        from ponder.strategies import STRATEGIES
+
+        STRATEGIES.build(settings.default_strategy)
+    uvicorn.run(create_app(upstreams, settings), host=host, port=port, log_level=log_level)
