@@ -76,7 +76,8 @@ def test_unknown_strategy_exits_2_and_lists_valid_names() -> None:
 
 def test_unknown_option_and_model_exit_2(capsys) -> None:
     assert main(["solve", "x", "--strategy", "best-of-n:scorer=oracle"]) == 2
-    assert "valid names: confidence, judge" in capsys.readouterr().err
+    error = capsys.readouterr().err
+    assert "unknown scorer 'oracle'; valid names: confidence, " in error and ", judge, " in error
     assert main(["solve", "x", "--model", "gpt-17"]) == 2
     assert "qwen2.5-coder-1.5b" in capsys.readouterr().err
 

@@ -1,41 +1,84 @@
-"""Token confidence: the mean log-probability of a candidate's own tokens.
+"""Token confidence: how sure the model was of its own tokens. A call-free outcome score.
 
-A cheap, call-free outcome score: sequences the model generated with high probability are more often
-correct ("Deep Think with Confidence", Fu et al., 2025, use richer windowed variants of the same idea).
-The score is reported as exp(mean log-probability), the per-token geometric-mean probability in
-(0, 1]: the same ranking as the mean log-probability, and non-negative so it can weight votes.
+``metric=mean`` (the default) is exp(mean log-probability of the chosen tokens), the per-token
+geometric-mean probability in (0, 1]; it needs only the chosen tokens' logprobs. The other metrics
+are those of "Deep Think with Confidence" (Fu et al., 2025) and "Scalable Best-of-N Selection via
+Self-Certainty" (Kang et al., 2025), computed from the top ``top_k`` logprobs of every position by
+``ponder.scorers.token_confidence`` (see there for the definitions): ``mean_confidence``, ``bottom10``,
+``lowest_window``, ``tail`` and ``self_certainty``. Defaults follow DeepConf: k = 5 alternatives,
+windows and tails of 2048 tokens (shrunk for shorter traces). Larger always means more confident.
+``self-certainty`` is also registered as its own scorer name.
 """
 
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Literal
+
+from pydantic import Field, field_validator
 
 from ponder.core.registry import Options
-from ponder.core.types import Candidate, Problem
+from ponder.core.types import Candidate, Problem, TokenLogprob
+from ponder.scorers import token_confidence
 from ponder.scorers.base import SCORERS, Scorer
 
 if TYPE_CHECKING:
     from ponder.strategies.base import Context
 
+Metric = Literal["mean", "mean_confidence", "bottom10", "lowest_window", "tail", "self_certainty"]
+
 
 class ConfidenceOptions(Options):
-    pass
+    metric: Metric = "mean"
+    top_k: int = Field(5, ge=1, le=20)
+    window: int = Field(2048, ge=1)
+    tail: int = Field(2048, ge=1)
+
+    @field_validator("metric", mode="before")
+    @classmethod
+    def _dashes(cls, value: object) -> object:
+        return value.replace("-", "_") if isinstance(value, str) else value
 
 
-def mean_logprob(candidate: Candidate) -> float:
-    """Mean log-probability of the candidate's tokens; -inf when it carries none."""
-    if not candidate.logprobs:
-        return float("-inf")
-    return sum(t.logprob for t in candidate.logprobs) / len(candidate.logprobs)
+class SelfCertaintyOptions(Options):
+    top_k: int = Field(5, ge=1, le=20)
+
+
+def trace_score(options: ConfidenceOptions) -> Callable[[list[TokenLogprob]], float]:
+    """The function of a candidate's logprobs that ``options`` ask for."""
+    k = options.top_k
+    metrics: dict[str, Callable[[list[TokenLogprob]], float]] = {
+        "mean": lambda t: math.exp(sum(x.logprob for x in t) / len(t)) if t else 0.0,
+        "mean_confidence": lambda t: token_confidence.mean_confidence(t, k),
+        "bottom10": lambda t: token_confidence.bottom_fraction_confidence(t, k, options.window, 0.1),
+        "lowest_window": lambda t: token_confidence.lowest_group_confidence(t, k, options.window),
+        "tail": lambda t: token_confidence.tail_confidence(t, k, options.tail),
+        "self_certainty": lambda t: token_confidence.self_certainty(t, k),
+    }
+    return metrics[options.metric]
 
 
 @SCORERS.register("confidence", ConfidenceOptions)
 class ConfidenceScorer(Scorer):
-    """exp(mean token log-probability) of the candidate (needs logprobs; no extra model calls)."""
+    """Token confidence of the candidate: exp(mean logprob) or a DeepConf metric (no model calls)."""
 
     name = "confidence"
-    needs_logprobs = 0
+
+    def __init__(self, options: Options):
+        if isinstance(options, SelfCertaintyOptions):
+            options = ConfidenceOptions(metric="self_certainty", top_k=options.top_k)
+        super().__init__(options)
+        assert isinstance(self.options, ConfidenceOptions)
+        self.needs_logprobs = 0 if self.options.metric == "mean" else self.options.top_k
+        self._score = trace_score(self.options)
 
     async def score(self, problem: Problem, candidates: list[Candidate], ctx: Context) -> list[float]:
-        return [math.exp(mean_logprob(c)) for c in candidates]
+        return [self._score(c.logprobs or []) for c in candidates]
+
+
+@SCORERS.register("self-certainty", SelfCertaintyOptions)
+class SelfCertaintyScorer(ConfidenceScorer):
+    """Self-certainty: mean KL(uniform ‖ top-k distribution) over positions (Kang et al., 2025)."""
+
+    name = "self-certainty"

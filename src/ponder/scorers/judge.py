@@ -1,18 +1,25 @@
-"""LLM-as-judge: the model is asked whether a solution is correct; the score is P("Yes").
+"""LLM-as-judge: the model is asked whether a solution is correct.
 
-Score = P(Yes) / (P(Yes) + P(No)) read from the top log-probabilities of the judge's first token, the
-"logprob" verifier of generative-verification work (e.g. "Generative Verifiers", Zhang et al., 2024).
-When the backend does not return logprobs, the verbal reply is read instead (Yes: 1, No: 0, else 0.5).
+``mode=logprob``: score = P(Yes) / (P(Yes) + P(No)) read from the top log-probabilities of the judge's
+first token, the "logprob" verifier of generative-verification work (e.g. "Generative Verifiers",
+Zhang et al., 2024); a reply without usable logprobs is read verbally (Yes: 1, No: 0, else 0.5).
+``mode=verbal``: the judge rates the solution from 0 to 10 (the rating scale of "Judging LLM-as-a-Judge",
+Zheng et al., 2023, there 1–10); score = rating / 10, 0.5 when no rating can be read.
+``mode=auto`` (the default) is ``logprob`` when the judge's backend declares logprobs, else ``verbal``.
+
+``model`` (with ``base_url`` for an OpenAI-compatible server) runs the judge on another backend than the
+generator, built by ``ponder.backends.make_backend``; its calls are still billed on ``scorer:judge``.
 """
 
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
+import re
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field
 
-from ponder.backends.base import GenRequest
+from ponder.backends import Backend, GenRequest, make_backend
 from ponder.core.registry import Options
 from ponder.core.types import Candidate, Message, Problem, TokenLogprob
 from ponder.scorers.base import SCORERS, Scorer
@@ -25,11 +32,22 @@ JUDGE_TEMPLATE = (
     "Problem:\n{question}\n\nProposed solution:\n{solution}\n\n"
     "Is the proposed solution correct, with the right final answer? Reply with one word: Yes or No."
 )
+RATING_SYSTEM_PROMPT = "You are a careful grader. You check solutions to problems and rate them from 0 to 10."
+RATING_TEMPLATE = (
+    "Problem:\n{question}\n\nProposed solution:\n{solution}\n\n"
+    "How likely is the proposed solution to be correct, with the right final answer? Rate it from 0 "
+    "(certainly wrong) to 10 (certainly right). Reply with the rating only, as: Score: N"
+)
+_SCORE = re.compile(r"score\W{0,3}(\d+(?:\.\d+)?)", re.IGNORECASE)
+_NUMBER = re.compile(r"(?<![\d.])(\d+(?:\.\d+)?)(?!\.?\d)")
 
 
 class JudgeOptions(Options):
+    mode: Literal["auto", "logprob", "verbal"] = "auto"
     top_logprobs: int = Field(10, ge=1, le=20)
     max_solution_chars: int = Field(6000, ge=100)
+    model: str | None = None  # judge on this model (embedded name, or the server's with base_url)
+    base_url: str | None = None  # judge on this OpenAI-compatible server
 
 
 def p_yes(first_token: TokenLogprob | None) -> float | None:
@@ -52,37 +70,64 @@ def verbal_verdict(text: str) -> float:
     return {"yes": 1.0, "no": 0.0}.get(first, 0.5)
 
 
+def verbal_rating(text: str) -> float:
+    """A 0–10 rating read from the reply ("Score: 7", "7/10", "8"), divided by 10; 0.5 if none is."""
+    match = _SCORE.search(text) or _NUMBER.search(text)
+    if match is None:
+        return 0.5
+    rating = float(match.group(1))
+    return rating / 10 if 0 <= rating <= 10 else 0.5
+
+
 @SCORERS.register("judge", JudgeOptions)
 class JudgeScorer(Scorer):
-    """The model judges each solution; score = P("Yes") from logprobs (verbal fallback)."""
+    """The model judges each solution; score = P("Yes") from logprobs, or a verbal 0–10 rating."""
 
     name = "judge"
 
+    def __init__(self, options: JudgeOptions):
+        super().__init__(options)
+        self._backend: Backend | None = None
+
+    def backend(self, ctx: Context) -> Backend:
+        """The judge's own backend if ``model`` or ``base_url`` is set (built once), else the generator's."""
+        options: JudgeOptions = self.options  # type: ignore[assignment]
+        if options.model is None and options.base_url is None:
+            return ctx.backend
+        if self._backend is None:
+            self._backend = make_backend(model=options.model, base_url=options.base_url)
+        return self._backend
+
+    def request(self, problem: Problem, candidate: Candidate, use_logprobs: bool) -> GenRequest:
+        options: JudgeOptions = self.options  # type: ignore[assignment]
+        system, template = (
+            (JUDGE_SYSTEM_PROMPT, JUDGE_TEMPLATE) if use_logprobs else (RATING_SYSTEM_PROMPT, RATING_TEMPLATE)
+        )
+        solution = candidate.text[-options.max_solution_chars :]
+        return GenRequest(
+            messages=(
+                Message("system", system),
+                Message("user", template.format(question=problem.question, solution=solution)),
+            ),
+            temperature=0.0,
+            max_tokens=1 if use_logprobs else 8,
+            logprobs=options.top_logprobs if use_logprobs else None,
+        )
+
     async def score(self, problem: Problem, candidates: list[Candidate], ctx: Context) -> list[float]:
         options: JudgeOptions = self.options  # type: ignore[assignment]
-        use_logprobs = ctx.backend.capabilities.logprobs
-        requests = [
-            GenRequest(
-                messages=(
-                    Message("system", JUDGE_SYSTEM_PROMPT),
-                    Message(
-                        "user",
-                        JUDGE_TEMPLATE.format(
-                            question=problem.question, solution=c.text[-options.max_solution_chars :]
-                        ),
-                    ),
-                ),
-                temperature=0.0,
-                max_tokens=1 if use_logprobs else 4,
-                logprobs=options.top_logprobs if use_logprobs else None,
-            )
-            for c in candidates
-        ]
-        results = await ctx.generate(requests, line=self.line)
+        backend = self.backend(ctx)
+        use_logprobs = backend.capabilities.logprobs if options.mode == "auto" else options.mode == "logprob"
+        requests = [self.request(problem, c, use_logprobs) for c in candidates]
+        if backend is not ctx.backend:
+            await backend.start()
+        results = await ctx.generate(requests, line=self.line, backend=backend)
         scores = []
         for candidate, [generation] in zip(candidates, results, strict=True):
             candidate.scoring_usage = candidate.scoring_usage + generation.usage
-            first = generation.logprobs[0] if generation.logprobs else None
-            probability = p_yes(first)
+            if not use_logprobs:
+                scores.append(verbal_rating(generation.text))
+                continue
+            probability = p_yes(generation.logprobs[0] if generation.logprobs else None)
             scores.append(probability if probability is not None else verbal_verdict(generation.text))
         return scores

@@ -56,9 +56,12 @@ class Context:
         if self.on_event is not None:
             self.on_event(kind, data)
 
-    async def generate(self, requests: list[GenRequest], line: str = "generate") -> list[list[Generation]]:
-        """Send requests to the backend, recording every generation's usage on a ledger line."""
-        results = await self.backend.generate(requests)
+    async def generate(
+        self, requests: list[GenRequest], line: str = "generate", backend: Backend | None = None
+    ) -> list[list[Generation]]:
+        """Send requests to the backend (or to ``backend``, e.g. a judge's own model), recording every
+        generation's usage on a ledger line."""
+        results = await (backend or self.backend).generate(requests)
         for generations in results:
             for generation in generations:
                 self.ledger.record(line, generation.usage)

@@ -3,20 +3,30 @@
 The verifier-reranking baseline of "Training Verifiers to Solve Math Word Problems" (Cobbe et al.,
 2021) and of "Scaling LLM Test-Time Compute Optimally" (Snell et al., 2024). Candidates that gave an
 extractable answer are preferred over those that did not; ties go to the earlier candidate.
+
+``aggregate`` picks the selection rule (``ponder.scorers.selection``): ``argmax`` (the default, the
+papers' rule), ``weighted`` (majority vote weighted by score), or ``top`` (majority vote among the top
+``keep`` fraction by score, the filtering of "Deep Think with Confidence", Fu et al., 2025, who keep
+η = 10% or 90%; default 0.5). All three run in ``select``, so the eval re-selects them offline.
 """
 
 from __future__ import annotations
+
+from typing import Literal
 
 from pydantic import Field
 
 from ponder.core.types import Candidate, Problem, Result
 from ponder.scorers import SCORERS, Vote
+from ponder.scorers.selection import argmax, top_fraction_vote, weighted_vote
 from ponder.strategies.base import STRATEGIES, Context, SamplingOptions, Strategy
 
 
 class BestOfNOptions(SamplingOptions):
     n: int = Field(8, ge=1, le=1024)
     scorer: str = "judge"
+    aggregate: Literal["argmax", "weighted", "top"] = "argmax"
+    keep: float = Field(0.5, gt=0.0, le=1.0)  # fraction kept by aggregate=top
 
 
 @STRATEGIES.register("best-of-n", BestOfNOptions)
@@ -42,12 +52,14 @@ class BestOfN(Strategy):
             candidate.score = candidate.scores[self.scorer.name] = score
         ctx.emit("scored", scores=scores)
         choice = self.select(candidates)
-        assert choice.winner is not None
-        return ctx.result(self.spec, candidates, choice.answer, text=candidates[choice.winner].text)
+        text = candidates[choice.winner].text if choice.winner is not None else None
+        return ctx.result(self.spec, candidates, choice.answer, text=text, votes=choice.table)
 
     def select(self, candidates: list[Candidate]) -> Vote:
-        if not candidates:
-            return Vote(None, None, {})
+        options: BestOfNOptions = self.options  # type: ignore[assignment]
+        if options.aggregate == "weighted":  # an unscored candidate adds no weight
+            return weighted_vote(candidates, [c.scores.get(self.scorer.name, 0.0) for c in candidates])
         scores = [c.scores.get(self.scorer.name, float("-inf")) for c in candidates]
-        best = max(range(len(candidates)), key=lambda i: (candidates[i].answer is not None, scores[i], -i))
-        return Vote(candidates[best].answer, best, {})
+        if options.aggregate == "top":
+            return top_fraction_vote(candidates, scores, options.keep)
+        return argmax(candidates, scores)

@@ -12,9 +12,11 @@ The limits are applied by a short bootstrap interpreter that then ``exec``s the 
 ``subprocess``'s ``preexec_fn``: graders run in threads, and ``preexec_fn`` is not safe in a process
 with threads (the child can deadlock before ``exec``).
 
-Not isolated: the file system. The program runs as the calling user (inside a user namespace it looks
-like ``nobody``, but the kernel still checks files against the real user), so it can read and write
-whatever that user can. Run ponder as an unprivileged user when grading code you do not trust.
+The file system: where the kernel allows a new mount namespace (as root, and inside the new user
+namespace otherwise), every mount is remounted read-only for the program except its working directory
+(``files_isolated=True``): it can read what the calling user can, but write only there (and to device
+files such as ``/dev/null``). Without a mount namespace the program can write whatever the calling user
+can: run ponder as an unprivileged user when grading code you do not trust.
 """
 
 from __future__ import annotations
@@ -43,9 +45,37 @@ import ctypes, json, os, resource, signal, sys
 
 settings = json.loads(sys.argv[1])
 CLONE_NEWUSER, CLONE_NEWNET, CLONE_NEWPID = 0x10000000, 0x40000000, 0x20000000
-PR_SET_PDEATHSIG = 1
+CLONE_NEWNS, PR_SET_PDEATHSIG = 0x00020000, 1
+MS_RDONLY, MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = 1, 32, 4096, 16384, 1 << 18
 libc = ctypes.CDLL(None, use_errno=True)
-unshare, prctl = getattr(libc, "unshare", None), getattr(libc, "prctl", None)
+unshare, prctl, mount = (getattr(libc, name, None) for name in ("unshare", "prctl", "mount"))
+if mount is not None:
+    mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_void_p]
+
+
+def make_read_only():  # in a new mount namespace: every mount read-only but the working directory
+    workdir = os.getcwd().encode()
+    if mount(None, b"/", None, MS_REC | MS_PRIVATE, None) != 0:
+        return False
+    if mount(workdir, workdir, None, MS_BIND, None) != 0:
+        return False
+    os.chdir(workdir)  # onto the new mount: the old working directory is on the one made read-only
+    with open("/proc/self/mountinfo", "rb") as file:
+        points = [line.split()[4] for line in file]
+    done = True
+    for point in dict.fromkeys(points):
+        point = point.replace(b"\\040", b" ").replace(b"\\011", b"\t").replace(b"\\134", b"\\")
+        if point == workdir:
+            continue
+        try:
+            kept = os.statvfs(point).f_flag & (2 | 4 | 8 | 1024 | 2048)  # nosuid nodev noexec noatime
+        except OSError:
+            continue
+        if mount(None, point, None, MS_BIND | MS_REMOUNT | MS_RDONLY | kept, None) != 0:
+            done = False
+    return done
+
+
 flags = 0
 if unshare is not None:
     for candidate in (
@@ -57,6 +87,7 @@ if unshare is not None:
         if unshare(candidate) == 0:
             flags = candidate
             break
+read_only = unshare is not None and mount is not None and unshare(CLONE_NEWNS) == 0 and make_read_only()
 for name, value in settings["limits"].items():
     limit = getattr(resource, name)
     _, hard = resource.getrlimit(limit)
@@ -65,7 +96,7 @@ for name, value in settings["limits"].items():
         soft, new_hard = min(soft, hard), min(new_hard, hard)
     resource.setrlimit(limit, (soft, new_hard))
 status = settings["status_fd"]
-isolation = {"network": bool(flags & CLONE_NEWNET), "pid": bool(flags & CLONE_NEWPID)}
+isolation = {"network": bool(flags & CLONE_NEWNET), "pid": bool(flags & CLONE_NEWPID), "files": read_only}
 os.write(status, json.dumps(isolation).encode())
 os.close(status)
 argv = settings["argv"]
@@ -97,6 +128,8 @@ class SandboxResult:
     seconds: float
     network_isolated: bool = False
     pid_isolated: bool = False
+    #: every file system was read-only to the program except its working directory
+    files_isolated: bool = False
 
     @property
     def ok(self) -> bool:
@@ -166,6 +199,7 @@ def run_python(
             seconds=seconds,
             network_isolated=isolation.get("network", False),
             pid_isolated=isolation.get("pid", False),
+            files_isolated=isolation.get("files", False),
         )
     finally:
         shutil.rmtree(root, ignore_errors=True)
