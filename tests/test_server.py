@@ -536,3 +536,14 @@ def test_budget_cap_and_metrics() -> None:
     assert 'ponder_upstream_completion_tokens_total{upstream="scripted"} 4' in text
     assert 'ponder_requests_total{mode="strategy",status="400"} 2' in text
     assert "ponder_request_seconds_count 3" in text and "ponder_requests_in_flight 0" in text
+
+
+def test_upstream_keys_come_from_the_environment(monkeypatch) -> None:
+    from ponder.server.run import parse_upstream
+
+    monkeypatch.setenv("PONDER_UPSTREAM_KEY", "shared")
+    monkeypatch.setenv("PONDER_UPSTREAM_KEY_QWEN_7B", "own")
+    assert parse_upstream("qwen-7b=http://127.0.0.1:1/v1").backend.api_key == "own"
+    assert parse_upstream("other=http://127.0.0.1:1/v1").backend.api_key == "shared"
+    monkeypatch.delenv("PONDER_UPSTREAM_KEY")
+    assert parse_upstream("other=http://127.0.0.1:1/v1").backend.api_key is None

@@ -4,11 +4,23 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import os
+import re
 from pathlib import Path
 
 from ponder.backends.openai import OpenAIBackend, server_capabilities
 from ponder.core.errors import UsageError
 from ponder.server.app import ServerSettings, Upstream, create_app
+
+
+def upstream_key(name: str) -> str | None:
+    """The upstream's API key from the environment (never a flag: flags show in process lists).
+
+    ``PONDER_UPSTREAM_KEY_<NAME>`` (NAME upper-cased, non-alphanumerics as ``_``) wins over
+    ``PONDER_UPSTREAM_KEY``, which applies to every upstream.
+    """
+    specific = "PONDER_UPSTREAM_KEY_" + re.sub(r"[^A-Za-z0-9]", "_", name).upper()
+    return os.environ.get(specific) or os.environ.get("PONDER_UPSTREAM_KEY") or None
 
 
 def parse_upstream(text: str, server: str = "generic", timeout: float = 600.0) -> Upstream:
@@ -18,7 +30,12 @@ def parse_upstream(text: str, server: str = "generic", timeout: float = 600.0) -
     if not sep or not name or not url.startswith(("http://", "https://")):
         raise UsageError(f"--upstream {text!r} must be NAME=URL, e.g. qwen=http://127.0.0.1:8001/v1")
     backend = OpenAIBackend(
-        model=name, base_url=url, server=server, capabilities=server_capabilities(server), timeout=timeout
+        model=name,
+        base_url=url,
+        api_key=upstream_key(name),
+        server=server,
+        capabilities=server_capabilities(server),
+        timeout=timeout,
     )
     return Upstream(name, backend)
 
