@@ -172,3 +172,23 @@ async def test_stored_samples_are_reaggregated_offline_with_another_rule(tmp_pat
     requests = len(backend.requests)
     again = write_summary(tmp_path / "run", rules=[])  # ponder report --rule ...: no new generation
     assert not any(" on " in r["strategy"] for r in again["rows"]) and len(backend.requests) == requests
+
+
+async def test_capacity_counts_samples_in_flight() -> None:
+    import asyncio
+
+    from ponder.eval.runner import Capacity
+
+    capacity = Capacity(4)
+    in_flight, peak = 0, 0
+
+    async def unit(samples: int) -> None:
+        nonlocal in_flight, peak
+        async with capacity.hold(samples):
+            in_flight += min(samples, 4)
+            peak = max(peak, in_flight)
+            await asyncio.sleep(0.01)
+            in_flight -= min(samples, 4)
+
+    await asyncio.wait_for(asyncio.gather(*(unit(n) for n in (16, 1, 2, 3, 4, 1, 1, 16))), timeout=5)
+    assert peak == 4 and capacity.free == 4  # a 16-sample unit takes all 4 and still runs

@@ -73,7 +73,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--out", "-o", type=Path, default=None, help="output directory (default runs/NAME-TIME)"
     )
     evaluate.add_argument(
-        "--concurrency", type=int, default=None, help="problems in flight (default: backend slots)"
+        "--concurrency",
+        type=int,
+        default=None,
+        help="samples in flight (default: the backend's parallel slots)",
     )
     evaluate.add_argument("--resume", action="store_true", help="finish an interrupted run in --out")
     evaluate.add_argument(

@@ -9,9 +9,11 @@ appended to the store at once, so ``--resume`` after a crash repeats nothing and
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 from collections import defaultdict
+from collections.abc import AsyncIterator
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -50,6 +52,7 @@ class EvalConfig:
     seeds: int = 1
     limit: int | None = None
     model: str = ""
+    #: samples in flight at once (a problem drawing n samples holds min(n, concurrency) of them)
     concurrency: int = 4
     command: str = ""
     #: selection rules re-applied offline to the stored samples (``ponder.eval.summary.summarize``)
@@ -74,8 +77,41 @@ class Unit:
     budget: int | None
 
     @property
+    def samples(self) -> int:
+        """How many samples this unit draws at once (its budget option, else one)."""
+        option = self.strategy.budget_option
+        return int(getattr(self.strategy.options, option, 1)) if option else 1
+
+    @property
     def key(self) -> tuple[str, int, str, int | None]:
         return (self.strategy.spec, self.seed, str(self.problem.id), self.budget)
+
+
+class Capacity:
+    """A counting limit on samples in flight, where each unit takes as many as it draws at once.
+
+    With a plain per-problem limit, four 16-sample problems would interleave their 64 requests and
+    finish together at the end; holding min(n, capacity) lets one problem fill the backend's slots and
+    finish (and be stored) before the next starts, at the same throughput.
+    """
+
+    def __init__(self, total: int):
+        self.total = total
+        self.free = total
+        self.condition = asyncio.Condition()
+
+    @contextlib.asynccontextmanager
+    async def hold(self, amount: int) -> AsyncIterator[None]:
+        amount = max(1, min(amount, self.total))
+        async with self.condition:
+            await self.condition.wait_for(lambda: self.free >= amount)
+            self.free -= amount
+        try:
+            yield
+        finally:
+            async with self.condition:
+                self.free += amount
+                self.condition.notify_all()
 
 
 def family_name(spec: str) -> str:
@@ -213,11 +249,11 @@ async def run_eval(
         console.print(f"resuming: {len(done)} finished, {len(todo)} to do", highlight=False)
 
     await backend.start()
-    semaphore = asyncio.Semaphore(max(config.concurrency, 1))
+    capacity = Capacity(max(config.concurrency, 1))
     progress = EvalProgress(len(todo), console, show_progress)
 
     async def work(unit: Unit) -> None:
-        async with semaphore:
+        async with capacity.hold(unit.samples):
             ctx = Context(
                 backend=backend,
                 ledger=Ledger(),
