@@ -9,10 +9,11 @@ must carry token logprobs. Any model calls it makes go through ``ctx.generate`` 
 from __future__ import annotations
 
 import abc
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
+from ponder.backends.base import Backend, Generation, GenRequest
 from ponder.core.registry import Options, Registry
-from ponder.core.types import Candidate, Problem
+from ponder.core.types import Candidate, Message, Problem, Usage
 
 if TYPE_CHECKING:
     from ponder.strategies.base import Context
@@ -35,6 +36,41 @@ class Scorer(abc.ABC):
     @abc.abstractmethod
     async def score(self, problem: Problem, candidates: list[Candidate], ctx: Context) -> list[float]:
         """One score per candidate, in order."""
+
+    async def review(
+        self,
+        ctx: Context,
+        candidates: list[Candidate],
+        requests: list[GenRequest],
+        backend: Backend | None = None,
+    ) -> list[list[Generation]]:
+        """Send one request per candidate on this scorer's ledger line, billing each candidate its share."""
+        results = await ctx.generate(requests, line=self.line, backend=backend)
+        for candidate, generations in zip(candidates, results, strict=True):
+            candidate.scoring_usage = candidate.scoring_usage + Usage.total([g.usage for g in generations])
+        return results
+
+
+def review_request(
+    problem: Problem,
+    candidate: Candidate,
+    system: str,
+    template: str,
+    max_solution_chars: int,
+    **settings: Any,
+) -> GenRequest:
+    """A request showing the model the problem and the tail of one candidate's solution.
+
+    ``template`` has ``{question}`` and ``{solution}`` fields; ``settings`` are GenRequest fields.
+    """
+    solution = candidate.text[-max_solution_chars:]
+    return GenRequest(
+        messages=(
+            Message("system", system),
+            Message("user", template.format(question=problem.question, solution=solution)),
+        ),
+        **settings,
+    )
 
 
 SCORERS: Registry[Scorer] = Registry("scorer")

@@ -19,10 +19,9 @@ from typing import TYPE_CHECKING
 
 from pydantic import Field
 
-from ponder.backends.base import GenRequest
 from ponder.core.registry import Options
-from ponder.core.types import Candidate, Message, Problem, Usage
-from ponder.scorers.base import SCORERS, Scorer
+from ponder.core.types import Candidate, Problem
+from ponder.scorers.base import SCORERS, Scorer, review_request
 
 if TYPE_CHECKING:
     from ponder.strategies.base import Context
@@ -72,16 +71,12 @@ class GenVerifierScorer(Scorer):
     async def score(self, problem: Problem, candidates: list[Candidate], ctx: Context) -> list[float]:
         options: GenVerifierOptions = self.options  # type: ignore[assignment]
         requests = [
-            GenRequest(
-                messages=(
-                    Message("system", VERIFIER_SYSTEM_PROMPT),
-                    Message(
-                        "user",
-                        VERIFIER_TEMPLATE.format(
-                            question=problem.question, solution=c.text[-options.max_solution_chars :]
-                        ),
-                    ),
-                ),
+            review_request(
+                problem,
+                c,
+                VERIFIER_SYSTEM_PROMPT,
+                VERIFIER_TEMPLATE,
+                options.max_solution_chars,
                 n=options.verifications,
                 temperature=options.temperature,
                 max_tokens=options.max_tokens,
@@ -89,9 +84,5 @@ class GenVerifierScorer(Scorer):
             )
             for c in candidates
         ]
-        results = await ctx.generate(requests, line=self.line)
-        scores = []
-        for candidate, generations in zip(candidates, results, strict=True):
-            candidate.scoring_usage = candidate.scoring_usage + Usage.total([g.usage for g in generations])
-            scores.append(mean_verdict([parse_verdict(g.text) for g in generations]))
-        return scores
+        results = await self.review(ctx, candidates, requests)
+        return [mean_verdict([parse_verdict(g.text) for g in generations]) for generations in results]

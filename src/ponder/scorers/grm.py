@@ -23,10 +23,10 @@ from typing import TYPE_CHECKING
 
 from pydantic import Field
 
-from ponder.backends.base import Generation, GenRequest
+from ponder.backends.base import Generation
 from ponder.core.registry import Options
-from ponder.core.types import Candidate, Message, Problem, Usage
-from ponder.scorers.base import SCORERS, Scorer
+from ponder.core.types import Candidate, Problem
+from ponder.scorers.base import SCORERS, Scorer, review_request
 
 if TYPE_CHECKING:
     from ponder.strategies.base import Context
@@ -86,16 +86,12 @@ class GRMScorer(Scorer):
         options: GRMOptions = self.options  # type: ignore[assignment]
         logprobs = 0 if options.meta_filter and ctx.backend.capabilities.logprobs else None
         requests = [
-            GenRequest(
-                messages=(
-                    Message("system", GRM_SYSTEM_PROMPT),
-                    Message(
-                        "user",
-                        GRM_TEMPLATE.format(
-                            question=problem.question, solution=c.text[-options.max_solution_chars :]
-                        ),
-                    ),
-                ),
+            review_request(
+                problem,
+                c,
+                GRM_SYSTEM_PROMPT,
+                GRM_TEMPLATE,
+                options.max_solution_chars,
                 n=options.samples,
                 temperature=options.temperature,
                 max_tokens=options.max_tokens,
@@ -104,9 +100,5 @@ class GRMScorer(Scorer):
             )
             for c in candidates
         ]
-        results = await ctx.generate(requests, line=self.line)
-        scores = []
-        for candidate, generations in zip(candidates, results, strict=True):
-            candidate.scoring_usage = candidate.scoring_usage + Usage.total([g.usage for g in generations])
-            scores.append(reward(generations, options.meta_filter))
-        return scores
+        results = await self.review(ctx, candidates, requests)
+        return [reward(generations, options.meta_filter) for generations in results]

@@ -21,8 +21,8 @@ from pydantic import Field
 
 from ponder.backends import Backend, GenRequest, make_backend
 from ponder.core.registry import Options
-from ponder.core.types import Candidate, Message, Problem, TokenLogprob
-from ponder.scorers.base import SCORERS, Scorer
+from ponder.core.types import Candidate, Problem, TokenLogprob
+from ponder.scorers.base import SCORERS, Scorer, review_request
 
 if TYPE_CHECKING:
     from ponder.strategies.base import Context
@@ -103,12 +103,12 @@ class JudgeScorer(Scorer):
         system, template = (
             (JUDGE_SYSTEM_PROMPT, JUDGE_TEMPLATE) if use_logprobs else (RATING_SYSTEM_PROMPT, RATING_TEMPLATE)
         )
-        solution = candidate.text[-options.max_solution_chars :]
-        return GenRequest(
-            messages=(
-                Message("system", system),
-                Message("user", template.format(question=problem.question, solution=solution)),
-            ),
+        return review_request(
+            problem,
+            candidate,
+            system,
+            template,
+            options.max_solution_chars,
             temperature=0.0,
             max_tokens=1 if use_logprobs else 8,
             logprobs=options.top_logprobs if use_logprobs else None,
@@ -121,10 +121,9 @@ class JudgeScorer(Scorer):
         requests = [self.request(problem, c, use_logprobs) for c in candidates]
         if backend is not ctx.backend:
             await backend.start()
-        results = await ctx.generate(requests, line=self.line, backend=backend)
+        results = await self.review(ctx, candidates, requests, backend=backend)
         scores = []
-        for candidate, [generation] in zip(candidates, results, strict=True):
-            candidate.scoring_usage = candidate.scoring_usage + generation.usage
+        for [generation] in results:
             if not use_logprobs:
                 scores.append(verbal_rating(generation.text))
                 continue
