@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from processes import live_processes_with, wait_until_gone
 
 from ponder.backends.scripted import ScriptedBackend
 from ponder.core.errors import UsageError
@@ -47,28 +48,6 @@ def _score(
     candidates = [Candidate(text=text) for text in texts]
     scores = asyncio.run(SCORERS.build(spec).score(problem, candidates, ctx))
     return scores, events[-1]["results"], ctx
-
-
-def _live_processes_with(marker: str) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            command = (entry / "cmdline").read_bytes()
-            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
-        except (OSError, IndexError):
-            continue
-        if marker.encode() in command and state != "Z":
-            found.append(int(entry.name))
-    return found
-
-
-def _wait_until_gone(marker: str, seconds: float = 5.0) -> list[int]:
-    deadline = time.monotonic() + seconds
-    while (alive := _live_processes_with(marker)) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    return alive
 
 
 def test_score_is_the_fraction_of_given_tests_passed() -> None:
@@ -146,12 +125,12 @@ def test_fork_bomb_is_killed_with_its_namespace() -> None:
         running = pool.submit(_hostile, code)
         most = 0
         while not running.done():
-            most = max(most, len(_live_processes_with(marker)))
+            most = max(most, len(live_processes_with(marker)))
             time.sleep(0.05)
         score, reason = running.result()
     assert (score, reason) == (0.0, "timed out after 2s")
     assert most >= 64  # the bomb went off...
-    assert _wait_until_gone(marker) == []  # ...and nothing of it is left
+    assert wait_until_gone(marker) == []  # ...and nothing of it is left
 
 
 def test_infinite_loop_times_out() -> None:

@@ -8,34 +8,11 @@ import textwrap
 import time
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
+from processes import wait_until_gone
 
 from ponder.tasks.sandbox import OUTPUT_LIMIT, run_python
-
-
-def _live_processes_with(marker: str) -> list[int]:
-    """Processes (zombies excluded) whose command line contains ``marker``."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            command = (entry / "cmdline").read_bytes()
-            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
-        except (OSError, IndexError):
-            continue
-        if marker.encode() in command and state != "Z":
-            found.append(int(entry.name))
-    return found
-
-
-def _wait_until_gone(marker: str, seconds: float = 5.0) -> list[int]:
-    deadline = time.monotonic() + seconds
-    while (alive := _live_processes_with(marker)) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    return alive
 
 
 def _sleeper(marker: str, new_session: bool = False) -> str:
@@ -93,7 +70,7 @@ def test_child_processes_are_killed_with_the_group() -> None:
     assert result.timed_out
     if os.geteuid() != 0:  # Linux does not apply RLIMIT_NPROC to root
         assert int(result.stdout) < 8
-    assert _wait_until_gone(marker) == []
+    assert wait_until_gone(marker) == []
 
 
 def test_processes_left_behind_are_killed_after_a_normal_exit() -> None:
@@ -101,7 +78,7 @@ def test_processes_left_behind_are_killed_after_a_normal_exit() -> None:
     code = f"import subprocess, sys\n{_sleeper(marker)}\n{_sleeper(marker, new_session=True)}\nprint('done')"
     result = run_python(code, timeout=5.0)
     assert result.ok and result.stdout == "done\n"
-    survivors = _wait_until_gone(marker)
+    survivors = wait_until_gone(marker)
     if result.pid_isolated:
         assert survivors == []
     else:  # without a PID namespace, a child that left the process group escapes
