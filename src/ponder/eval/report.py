@@ -216,7 +216,17 @@ def render_summary_table(summary: dict[str, Any], console: Console) -> None:
     """The summary rows as a rich table: one row per strategy × budget."""
     table = Table(title=_run_title(summary.get("run", {})), title_justify="left")
     table.add_column("strategy")
-    for column in ("budget", "accuracy [CI]", "coverage", "no answer", "mean tokens", "calls", "seconds"):
+    columns = (
+        "budget",
+        "problems",
+        "accuracy [CI]",
+        "coverage",
+        "no answer",
+        "mean tokens",
+        "calls",
+        "seconds",
+    )
+    for column in columns:
         table.add_column(column, justify="right")
     for rows in rows_by_strategy(summary).values():
         for row in rows:
@@ -224,6 +234,7 @@ def render_summary_table(summary: dict[str, Any], console: Console) -> None:
             table.add_row(
                 str(row.get("strategy")),
                 _budget(row.get("budget")),
+                str(row.get("problems", "")),  # rows of an unfinished run may cover fewer problems
                 accuracy.strip(),
                 _fraction(row.get("coverage")),
                 _fraction(row.get("no_answer_rate")),
