@@ -60,10 +60,14 @@ def usage_of(candidates: list[Candidate], with_scoring: bool) -> dict[str, float
     return values
 
 
-def bank_outcome(strategy: Strategy, record: dict[str, Any], budget: int) -> Outcome:
-    """Expected outcome of ``strategy.select`` over k-subsets of the record's samples, and their cost."""
+def bank_outcome(
+    strategy: Strategy, record: dict[str, Any], candidates: list[Candidate], budget: int
+) -> Outcome:
+    """Expected outcome of ``strategy.select`` over k-subsets of the record's samples, and their cost.
+
+    ``candidates`` are the record's ``canonical_candidates``, built once per record for all budgets.
+    """
     stored = record["candidates"]
-    candidates = canonical_candidates(stored)
     correct = [bool(c.get("correct")) for c in stored]
     draws = subsets(
         len(candidates),
@@ -117,15 +121,18 @@ def summarize(
         if record.get("budget") is not None:
             add(family, int(record["budget"]), problem, direct_outcome(record))
             continue
+        candidates = canonical_candidates(record["candidates"])
         if strategy.budget_option is None:
-            add(family, 1, problem, bank_outcome(strategy, record, 1) if record["candidates"] else NO_OUTCOME)
+            outcome = bank_outcome(strategy, record, candidates, 1) if candidates else NO_OUTCOME
+            add(family, 1, problem, outcome)
             continue
         for budget in budgets:
-            if budget > len(record["candidates"]):
+            if budget > len(candidates):
                 continue
-            add(family, budget, problem, bank_outcome(strategy, record, budget))
+            add(family, budget, problem, bank_outcome(strategy, record, candidates, budget))
             for rule in rules:
-                add(f"{rule} on {family}", budget, problem, bank_outcome(strategy_for(rule), record, budget))
+                outcome = bank_outcome(strategy_for(rule), record, candidates, budget)
+                add(f"{rule} on {family}", budget, problem, outcome)
     return [_row_dict(row, seed) for row in sorted(rows.values(), key=lambda r: (r.family, r.budget))]
 
 
