@@ -149,6 +149,9 @@ class Result:
     note: str | None = None
     wall_seconds: float = 0.0
     budget_exhausted: bool = False
+    #: structured record of how the answer was reached (a search tree's nodes, a debate's rounds),
+    #: JSON-serialisable, for reports and viewers; None for strategies with nothing beyond candidates
+    trace: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -162,4 +165,5 @@ class Result:
             "note": self.note,
             "wall_seconds": self.wall_seconds,
             "budget_exhausted": self.budget_exhausted,
+            "trace": self.trace,
         }

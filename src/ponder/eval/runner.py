@@ -194,6 +194,7 @@ def to_record(unit: Unit, result: Result, marks: list[bool], correct: bool) -> d
         "usage_by_line": data["usage_by_line"],
         "note": result.note,
         "wall_seconds": result.wall_seconds,
+        **({"trace": result.trace} if result.trace is not None else {}),
     }
 
 

@@ -1,6 +1,15 @@
-"""Strategies spend compute. Importing this package registers every built-in strategy."""
+"""Strategies spend compute. Importing this package registers every built-in strategy.
 
-from ponder.strategies import best_of_n, greedy, self_consistency  # noqa: F401 - registration
+Every module in this package (and its subpackages) registers itself on import, so adding a strategy
+is adding a file: nothing here lists them.
+"""
+
+import importlib
+import pkgutil
+
 from ponder.strategies.base import STRATEGIES, Context, SamplingOptions, Strategy
+
+for _module in pkgutil.walk_packages(__path__, prefix=f"{__name__}."):
+    importlib.import_module(_module.name)
 
 __all__ = ["STRATEGIES", "Context", "SamplingOptions", "Strategy"]

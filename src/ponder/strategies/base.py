@@ -116,6 +116,7 @@ class Context:
         text: str | None = None,
         votes: dict[str, float] | None = None,
         note: str | None = None,
+        trace: dict[str, Any] | None = None,
     ) -> Result:
         if answer is None and note is None:
             note = "no candidate gave an extractable answer" if candidates else "no candidate was generated"
@@ -130,6 +131,7 @@ class Context:
             note=note,
             wall_seconds=self.ledger.elapsed(),
             budget_exhausted=self.budget_exhausted or self.ledger.exhausted,
+            trace=trace,
         )
 
 
