@@ -284,9 +284,15 @@ def sse_upstream() -> tuple[Starlette, list[dict]]:
             for word in ("hel", "lo")
         ]
 
+        if (body.get("stream_options") or {}).get("include_usage"):
+            usage = {"prompt_tokens": 4, "completion_tokens": 2, "total_tokens": 6}
+            pieces.append({"choices": [], "id": "u", "object": "chat.completion.chunk", "usage": usage})
+
         async def events():
-            for piece in pieces:
-                yield f"data: {json.dumps(piece)}\n\n".encode()
+            for piece in pieces:  # split mid-event, as a network may
+                event = f"data: {json.dumps(piece)}\n\n".encode()
+                yield event[:7]
+                yield event[7:]
             yield b"data: [DONE]\n\n"
 
         return StreamingResponse(events(), media_type="text/event-stream")
@@ -308,13 +314,25 @@ def test_passthrough_forwards_the_body_untouched_and_relays_streams() -> None:
         stream = client.chat.completions.create(
             model="m", messages=[{"role": "user", "content": "hi"}], stream=True
         )
-        text = "".join(c.choices[0].delta.content or "" for c in stream)
+        chunks = list(stream)
+        with_usage = client.chat.completions.create(
+            model="m",
+            messages=[{"role": "user", "content": "hi"}],
+            stream=True,
+            stream_options={"include_usage": True},
+        )
+        usage_chunks = [c for c in with_usage if c.usage is not None]
         metrics_text = httpx.get(server.url + "/metrics", headers={"Authorization": "Bearer k"}).text
+    text = "".join(c.choices[0].delta.content or "" for c in chunks)
     assert reply.choices[0].message.content == "raw answer" and text == "hello"
+    assert all(c.choices for c in chunks)  # the usage chunk ponder asked for is not relayed unasked
+    assert [c.usage.completion_tokens for c in usage_chunks] == [2]  # relayed when the client asks
     assert seen[0]["tools"] == tools and seen[0]["logprobs"] is True and seen[1]["stream"] is True
     assert all(body["_authorization"] is None for body in seen)  # the client's key never goes upstream
-    assert 'ponder_requests_total{mode="passthrough",status="200"} 2' in metrics_text
-    assert 'ponder_upstream_prompt_tokens_total{upstream="m"} 3' in metrics_text
+    assert 'ponder_requests_total{mode="passthrough",status="200"} 3' in metrics_text
+    # streamed requests are metered too: 3 (plain) + 4 + 4 prompt tokens, 2 + 2 + 2 completion tokens
+    assert 'ponder_upstream_prompt_tokens_total{upstream="m"} 11' in metrics_text
+    assert 'ponder_upstream_completion_tokens_total{upstream="m"} 6' in metrics_text
 
 
 # -- errors, auth, limits ------------------------------------------------------------------------------

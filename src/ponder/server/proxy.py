@@ -1,4 +1,9 @@
-"""Pass-through: the request body goes to the upstream unchanged; its answer comes back byte for byte."""
+"""Pass-through: the request body goes to the upstream unchanged; its answer comes back byte for byte.
+
+One exception, for honest metering: a streamed request asks the upstream for usage
+(``stream_options.include_usage``) so /metrics can count its tokens; when the client did not ask for
+usage itself, the usage-only chunk the upstream adds at the end is dropped before it reaches the client.
+"""
 
 from __future__ import annotations
 
@@ -30,8 +35,13 @@ async def passthrough(
     await upstream.backend.start()  # the embedded model's server, if not running yet
     assert state.http is not None and upstream.url is not None
     content = await request.body()
-    if "ponder" in body:  # ponder's own object must not reach the upstream
-        content = json.dumps({k: v for k, v in body.items() if k != "ponder"}).encode()
+    client_wants_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+    metered = chat.stream and not client_wants_usage
+    if "ponder" in body or metered:  # ponder's own object must not reach the upstream
+        forwarded = {k: v for k, v in body.items() if k != "ponder"}
+        if metered:
+            forwarded["stream_options"] = {**(body.get("stream_options") or {}), "include_usage": True}
+        content = json.dumps(forwarded).encode()
     headers = {"content-type": "application/json"}
     api_key = getattr(upstream.backend, "api_key", None)
     if api_key:
@@ -60,8 +70,16 @@ async def passthrough(
     if response.status_code == 200 and chat.stream:
 
         async def relay() -> AsyncIterator[bytes]:
-            async for data in response.aiter_raw():
-                yield data
+            async for event in sse_events(response.aiter_raw()):
+                data = event_data(event)
+                usage = data.get("usage")
+                if isinstance(usage, dict):
+                    metrics.upstream_prompt_tokens[upstream.name] += int(usage.get("prompt_tokens") or 0)
+                    completion = int(usage.get("completion_tokens") or 0)
+                    metrics.upstream_completion_tokens[upstream.name] += completion
+                    if metered and not data.get("choices"):
+                        continue  # the usage-only chunk the client did not ask for
+                yield event
             slot.release(200)
 
         def cleanup() -> None:
@@ -90,3 +108,34 @@ async def passthrough(
         slot.release(status, "upstream_rejected")
     media_type = response.headers.get("content-type", "application/json")
     return Response(data, status_code=status, media_type=media_type)
+
+
+async def sse_events(chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    """Regroup a byte stream into whole server-sent events (each ending with its blank line)."""
+    buffer = b""
+    async for chunk in chunks:
+        buffer += chunk
+        while True:
+            end = _event_end(buffer)
+            if end < 0:
+                break
+            yield buffer[:end]
+            buffer = buffer[end:]
+    if buffer:
+        yield buffer
+
+
+def _event_end(buffer: bytes) -> int:
+    """Index just past the first event's terminating blank line, or -1 when none is complete yet."""
+    ends = [i + len(sep) for sep in (b"\n\n", b"\r\n\r\n") if (i := buffer.find(sep)) >= 0]
+    return min(ends) if ends else -1
+
+
+def event_data(event: bytes) -> dict[str, Any]:
+    """The JSON object of an event's ``data:`` line; empty for [DONE], comments and anything unparsable."""
+    for line in event.splitlines():
+        if line.startswith(b"data:"):
+            with contextlib.suppress(ValueError):
+                data = json.loads(line[5:])
+                return data if isinstance(data, dict) else {}
+    return {}
