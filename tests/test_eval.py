@@ -192,3 +192,57 @@ async def test_capacity_counts_samples_in_flight() -> None:
 
     await asyncio.wait_for(asyncio.gather(*(unit(n) for n in (16, 1, 2, 3, 4, 1, 1, 16))), timeout=5)
     assert peak == 4 and capacity.free == 4  # a 16-sample unit takes all 4 and still runs
+
+
+def judging_script():
+    """Solves like ``make_script``; as a verbal judge, rates a solution 10 when its answer is right."""
+    solve = make_script()
+
+    def script(request: GenRequest, index: int) -> Reply:
+        if request.messages[0].content.startswith("You are a careful grader"):
+            prompt = request.messages[-1].content
+            number = prompt.split("problem ")[1].split()[0]
+            return Reply("Score: 10" if f"\\boxed{{{number}}}" in prompt else "Score: 0")
+        return solve(request, index)
+
+    return script
+
+
+async def test_rescore_scores_stored_samples_with_another_scorer_and_resumes(tmp_path: Path) -> None:
+    from ponder.eval.rescore import rescore_rule, rescore_run
+
+    dataset = write_dataset(tmp_path / "data.jsonl")
+    backend = ScriptedBackend(script=judging_script(), capabilities=Capabilities(honours_n=False))
+    run = tmp_path / "run"
+    await run_eval(config(dataset, strategies=["self-consistency"]), backend, run, show_progress=False)
+    generated = len(backend.requests)
+    rule = await rescore_run(run, "judge:mode=verbal", backend, show_progress=False)
+    assert rule == rescore_rule("judge:mode=verbal") == "best-of-n:scorer=[judge:mode=verbal]"
+    judge_requests = backend.requests[generated:]
+    assert len(judge_requests) == 12 and all(r.messages[0].role == "system" for r in judge_requests)
+    rows = {(r["strategy"], r["budget"]): r for r in write_summary(run)["rows"]}
+    derived = f"{rule} on self-consistency"
+    # the judge picks a right sample whenever one is drawn: accuracy@4 = coverage@4, @1 = per-sample
+    assert rows[(derived, 4)]["accuracy"] == pytest.approx(rows[("self-consistency", 4)]["coverage"]) == 1.0
+    assert rows[(derived, 1)]["accuracy"] == pytest.approx(rows[("self-consistency", 1)]["accuracy"])
+    # billed generation plus the judge's calls and prompt tokens for the drawn samples only
+    judge_prompt = sum(len(m.content.split()) for m in judge_requests[0].messages)
+    assert rows[(derived, 2)]["mean_calls"] == pytest.approx(2 + 2)
+    assert rows[(derived, 1)]["mean_prompt_tokens"] > rows[("self-consistency", 1)]["mean_prompt_tokens"]
+    assert rows[(derived, 1)]["mean_prompt_tokens"] == pytest.approx(
+        rows[("self-consistency", 1)]["mean_prompt_tokens"] + judge_prompt, rel=0.1
+    )
+    # a second rescore repeats nothing; the rule is remembered by the run
+    await rescore_run(run, "judge:mode=verbal", backend, show_progress=False)
+    assert len(backend.requests) == generated + 12
+    assert json.loads((run / "run.json").read_text())["rules"] == [rule]
+
+
+async def test_rescore_refuses_scorers_that_need_logprobs(tmp_path: Path) -> None:
+    from ponder.eval.rescore import rescore_run
+
+    dataset = write_dataset(tmp_path / "data.jsonl")
+    run = tmp_path / "run"
+    await run_eval(config(dataset, strategies=["self-consistency"]), Scripted(), run, show_progress=False)
+    with pytest.raises(UsageError, match="logprobs"):
+        await rescore_run(run, "confidence", Scripted(), show_progress=False)

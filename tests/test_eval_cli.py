@@ -125,3 +125,23 @@ def test_kill_9_then_resume_finishes_without_loss_or_repeats(tmp_path: Path, fak
         for r in map(json.loads, (fresh / "records.jsonl").read_text().splitlines())
     ]
     assert sorted(fresh_keys) == sorted(keys)
+
+
+def test_rescore_adds_a_rule_row_without_generating(tmp_path: Path, fake_openai_server, capsys) -> None:
+    def solve_or_judge(body, attempt):
+        if body["messages"][0]["content"].startswith("You are a careful grader"):
+            return 200, completion(["Score: 9"]), {}
+        return answer_doubling(body, attempt)
+
+    fake = fake_openai_server(solve_or_judge)
+    out = tmp_path / "run"
+    assert main(eval_args(dataset(tmp_path / "d.jsonl", count=3), fake.url, out)) == 0
+    solved = len(fake.bodies)
+    backend = ["--base-url", fake.url, "--model", "m", "--server", "llama-server"]
+    assert main(["rescore", str(out), "--scorer", "judge:mode=verbal", *backend]) == 0
+    judged = fake.bodies[solved:]
+    assert len(judged) == 3 * 2  # every stored self-consistency sample (n=2), judged once
+    assert all(r["messages"][0]["content"].startswith("You are a careful grader") for r in judged)
+    rows = json.loads((out / "summary.json").read_text())["rows"]
+    assert {r["strategy"] for r in rows} >= {"best-of-n:scorer=[judge:mode=verbal] on self-consistency"}
+    assert "added rule best-of-n:scorer=[judge:mode=verbal]" in capsys.readouterr().out

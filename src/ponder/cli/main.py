@@ -92,6 +92,13 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument(
         "--rule", action="append", default=None, help="re-aggregate stored samples with this selection rule"
     )
+    rescore = commands.add_parser(
+        "rescore", help="score a run's stored samples with another scorer (no new generation)"
+    )
+    rescore.add_argument("directory", type=Path)
+    rescore.add_argument("--scorer", required=True, help="scorer spec, e.g. judge:mode=verbal or [prm:MODEL]")
+    rescore.add_argument("--concurrency", type=int, default=None, help="records scored at once (default 1)")
+    add_backend_arguments(rescore)
     compare = commands.add_parser("compare", help="line two runs up at matched tokens")
     compare.add_argument("first", type=Path)
     compare.add_argument("second", type=Path)
@@ -254,6 +261,32 @@ def command_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def command_rescore(args: argparse.Namespace) -> int:
+    from ponder.eval.report import render_summary_table, write_outputs
+    from ponder.eval.rescore import rescore_run
+    from ponder.eval.runner import write_summary
+    from ponder.scorers import SCORERS
+
+    SCORERS.build(args.scorer)  # fail fast on a bad spec, before any backend starts
+    backend = make_backend(args.model, args.base_url, args.api_key, args.server, args.parameters)
+
+    async def run() -> str:
+        try:
+            return await rescore_run(
+                args.directory, args.scorer, backend, console=stderr, concurrency=args.concurrency or 1
+            )
+        finally:
+            await backend.close()
+
+    rule = asyncio.run(run())
+    summary = write_summary(args.directory)
+    write_outputs(args.directory)
+    render_summary_table(summary, stdout)
+    written = f"{args.directory}/summary.json, curves.png, report.html"
+    stdout.print(f"added rule {rule}; wrote {written}", soft_wrap=True, markup=False)
+    return 0
+
+
 def command_compare(args: argparse.Namespace) -> int:
     from ponder.eval.compare import compare_runs
 
@@ -341,6 +374,7 @@ COMMANDS = {
     "solve": command_solve,
     "eval": command_eval,
     "report": command_report,
+    "rescore": command_rescore,
     "compare": command_compare,
     "setup": command_setup,
     "models": command_models,

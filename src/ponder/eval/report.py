@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from ponder.core.errors import UsageError
@@ -232,7 +233,7 @@ def render_summary_table(summary: dict[str, Any], console: Console) -> None:
         for row in rows:
             accuracy = f"{_fraction(row.get('accuracy'))} {_interval(row.get('ci_low'), row.get('ci_high'))}"
             table.add_row(
-                str(row.get("strategy")),
+                escape(str(row.get("strategy"))),  # specs may hold [bracketed] values
                 _budget(row.get("budget")),
                 str(row.get("problems", "")),  # rows of an unfinished run may cover fewer problems
                 accuracy.strip(),

@@ -35,6 +35,7 @@ from ponder.core.ledger import Ledger
 from ponder.core.registry import parse_spec
 from ponder.core.types import Problem, Result
 from ponder.eval.metrics import stable_seed
+from ponder.eval.rescore import load_rescores
 from ponder.eval.store import RecordStore, record_key
 from ponder.eval.summary import summarize
 from ponder.strategies import STRATEGIES, Context, Strategy
@@ -292,7 +293,12 @@ def write_summary(
     records = RecordStore(directory).load()
     if not records:
         raise UsageError(f"no records in {directory}")
-    rows = summarize(records, list(run.get("budgets") or [1]), rules=list(run.get("rules") or []))
+    rows = summarize(
+        records,
+        list(run.get("budgets") or [1]),
+        rules=list(run.get("rules") or []),
+        rescores=load_rescores(directory),
+    )
     summary = {
         "run": {
             **run,

@@ -20,9 +20,9 @@ def record_key(record: dict[str, Any]) -> tuple[str, int, str, int | None]:
 
 
 class RecordStore:
-    def __init__(self, directory: Path):
+    def __init__(self, directory: Path, name: str = RECORDS):
         self.directory = directory
-        self.path = directory / RECORDS
+        self.path = directory / name
         self.dropped_lines = 0
 
     def load(self, repair: bool = False) -> list[dict[str, Any]]:

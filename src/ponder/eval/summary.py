@@ -15,6 +15,8 @@ from typing import Any
 
 from ponder.core.types import Candidate, Usage
 from ponder.eval.metrics import bootstrap_ci, mean, pass_at_k, stable_seed, subsets
+from ponder.eval.rescore import Rescores, apply_rescores
+from ponder.eval.store import record_key
 from ponder.strategies import STRATEGIES, Strategy
 from ponder.tasks.equivalence import group_equivalent
 
@@ -95,14 +97,21 @@ def direct_outcome(record: dict[str, Any]) -> Outcome:
 
 
 def summarize(
-    records: list[dict[str, Any]], budgets: list[int], rules: list[str] = (), seed: int = 0
+    records: list[dict[str, Any]],
+    budgets: list[int],
+    rules: list[str] = (),
+    seed: int = 0,
+    rescores: Rescores | None = None,
 ) -> list[dict[str, Any]]:
     """One row per (strategy family, budget) with accuracy, coverage, intervals and mean cost.
 
     ``rules`` re-aggregate stored samples offline: each rule (a sample-banked strategy spec such as
     ``self-consistency``) is applied to the samples of every sample-banked family, giving rows named
-    ``RULE on FAMILY`` at no new generation cost (billed scoring only if the rule reads scores).
+    ``RULE on FAMILY`` at no new generation cost (billed scoring only if the rule reads scores). A rule
+    whose scorer the samples were not scored with reads ``rescores`` (``ponder rescore``); records not
+    rescored (yet) are left out of its rows.
     """
+    rescores = rescores or {}
     rows: dict[tuple[str, int], Row] = {}
     strategies: dict[str, Strategy] = {}
 
@@ -126,14 +135,38 @@ def summarize(
             outcome = bank_outcome(strategy, record, candidates, 1) if candidates else NO_OUTCOME
             add(family, 1, problem, outcome)
             continue
+        ruled = {}
+        for rule in rules:
+            rule_candidates = _rule_candidates(strategy_for(rule), strategy, record, candidates, rescores)
+            if rule_candidates is not None:
+                ruled[rule] = rule_candidates
         for budget in budgets:
             if budget > len(candidates):
                 continue
             add(family, budget, problem, bank_outcome(strategy, record, candidates, budget))
-            for rule in rules:
-                outcome = bank_outcome(strategy_for(rule), record, candidates, budget)
+            for rule, rule_candidates in ruled.items():
+                outcome = bank_outcome(strategy_for(rule), record, rule_candidates, budget)
                 add(f"{rule} on {family}", budget, problem, outcome)
     return [_row_dict(row, seed) for row in sorted(rows.values(), key=lambda r: (r.family, r.budget))]
+
+
+def _rule_candidates(
+    rule: Strategy,
+    strategy: Strategy,
+    record: dict[str, Any],
+    candidates: list[Candidate],
+    rescores: Rescores,
+) -> list[Candidate] | None:
+    """The candidates a rule selects from: as stored, or with its scorer's rescored scores; None when
+    the rule reads scores these samples were never given."""
+    scorer = getattr(rule, "scorer", None)
+    if scorer is None:
+        return candidates
+    spec = rule.options.scorer  # type: ignore[attr-defined]
+    rescored = rescores.get((spec, record_key(record)))
+    if rescored is not None:
+        return apply_rescores(candidates, rescored, scorer)
+    return candidates if getattr(strategy.options, "scorer", None) == spec else None
 
 
 def _row_dict(row: Row, seed: int) -> dict[str, Any]:
