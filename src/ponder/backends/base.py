@@ -37,13 +37,18 @@ class GenRequest:
 
 @dataclass
 class Generation:
-    """One completion. ``usage`` is this completion's share of its request's usage."""
+    """One completion. ``usage`` is this completion's share of its request's usage.
+
+    ``stop_sequence`` is the stop string that ended it (not part of ``text``), when the server says so;
+    None when it ended on end-of-sequence or the token limit, or the server does not say.
+    """
 
     text: str
     finish_reason: str | None
     completion_tokens: int
     usage: Usage
     logprobs: list[TokenLogprob] | None = None
+    stop_sequence: str | None = None
 
 
 @dataclass(frozen=True)

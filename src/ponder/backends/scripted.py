@@ -7,6 +7,8 @@ differently from a solve prompt. Tokens are whitespace-separated words, so count
 
 from __future__ import annotations
 
+import asyncio
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -17,12 +19,16 @@ from ponder.core.types import TokenLogprob, Usage
 
 @dataclass(frozen=True)
 class Reply:
-    """A canned completion. ``top`` gives each token's top alternatives when logprobs are asked."""
+    """A canned completion. ``top`` gives each token's top alternatives when logprobs are asked;
+    ``stop_sequence`` plays a server reporting the stop string that ended it."""
 
     text: str
     logprob: float = -0.1
     top: dict[str, float] | None = None
     finish_reason: str = "stop"
+    stop_sequence: str | None = None
+    #: seconds the backend waits before returning it, so tests can order completions and cancel
+    delay: float = 0.0
 
 
 Script = Sequence[str | Reply] | Callable[[GenRequest, int], str | Reply]
@@ -30,6 +36,14 @@ Script = Sequence[str | Reply] | Callable[[GenRequest, int], str | Reply]
 
 def count_tokens(text: str) -> int:
     return len(text.split())
+
+
+def first_words(text: str, count: int) -> str:
+    """``text`` up to the end of its ``count``-th word, keeping its own spacing (a cut-off generation)."""
+    ends = [match.end() for match in re.finditer(r"\S+", text)]
+    if count >= len(ends):
+        return text
+    return text[: ends[count - 1]] if count > 0 else ""
 
 
 @dataclass
@@ -62,10 +76,12 @@ class ScriptedBackend(Backend):
             prompt_tokens = sum(count_tokens(m.content) for m in request.messages)
             prompt_tokens += count_tokens(request.prefix or "")
             generations = []
+            delay = 0.0
             for i in range(request.n):
                 reply = self._next(request)
+                delay = max(delay, reply.delay)
                 words = reply.text.split()[: request.max_tokens]
-                text = " ".join(words) if len(words) < count_tokens(reply.text) else reply.text
+                text = first_words(reply.text, len(words))
                 finish = "length" if len(words) < count_tokens(reply.text) else reply.finish_reason
                 completion = len(words)
                 # like a server: one request bills its prompt once; a fanned-out sample bills its own
@@ -86,7 +102,10 @@ class ScriptedBackend(Backend):
                             flops=estimate_flops(self.parameters, share_prompt, 0, completion),
                         ),
                         logprobs=logprobs,
+                        stop_sequence=reply.stop_sequence if finish == "stop" else None,
                     )
                 )
+            if delay > 0:
+                await asyncio.sleep(delay)
             out.append(generations)
         return out

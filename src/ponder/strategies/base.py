@@ -8,8 +8,9 @@ A strategy is a short async program over ``ctx``: it samples through ``ctx.sampl
 from __future__ import annotations
 
 import abc
+import asyncio
 import random
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -51,6 +52,10 @@ class Context:
     def __post_init__(self) -> None:
         self.rng = random.Random(self.seed)
         self._generated = 0
+        #: requests ``as_completed`` cancelled in flight (never billed), and candidates it finished but
+        #: the consumer never read (billed: a strategy returns them with its candidates)
+        self.cancelled = 0
+        self.unread: list[Candidate] = []
 
     def emit(self, kind: str, **data: Any) -> None:
         if self.on_event is not None:
@@ -133,6 +138,61 @@ class Context:
             budget_exhausted=self.budget_exhausted or self.ledger.exhausted,
             trace=trace,
         )
+
+    async def draw_one(self, request: GenRequest) -> Candidate:
+        """One candidate from a single-sample request (the default draw of ``as_completed``)."""
+        [[generation]] = await self.generate([request.with_(n=1)])
+        return self.candidate(generation)
+
+    async def as_completed(
+        self,
+        request: GenRequest,
+        concurrency: int | None = None,
+        draw: Callable[[GenRequest], Awaitable[Candidate]] | None = None,
+    ) -> AsyncIterator[Candidate]:
+        """Draw up to ``request.n`` candidates, one request each, and yield each as soon as it finishes.
+
+        At most ``concurrency`` requests are in flight (default: the backend's ``max_concurrency``);
+        request i gets seed ``request.seed + i``; candidates that finish together are yielded in launch
+        order, so a deterministic backend gives a deterministic stream. ``draw`` replaces the single
+        request (a strategy whose sample is several calls, e.g. a trace grown in chunks). No request
+        starts once the budget is met. Consume it under ``contextlib.aclosing`` so that stopping early
+        cancels what is still in flight at once.
+
+        Billing: a request is billed when it completes, from the server's usage. A cancelled request is
+        billed nothing and is not estimated: without streaming, what the server computed before it saw
+        the cancellation is unknown (its prompt, and any tokens generated before the connection closed,
+        go unrecorded). Cancelled requests are counted in ``self.cancelled``. Requests that finished but
+        were never read go to ``self.unread`` (they are billed, so a strategy returns them too).
+        """
+        draw = draw or self.draw_one
+        limit = max(1, concurrency or self.backend.capabilities.max_concurrency)
+        pending: dict[asyncio.Future[Candidate], int] = {}
+        launched = 0
+        try:
+            while launched < request.n or pending:
+                while launched < request.n and len(pending) < limit and not self.ledger.exhausted:
+                    seed = None if request.seed is None else request.seed + launched
+                    pending[asyncio.ensure_future(draw(request.with_(n=1, seed=seed)))] = launched
+                    launched += 1
+                if not pending:
+                    self.budget_exhausted = True
+                    return
+                done, _ = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+                for task in sorted(done, key=pending.__getitem__):
+                    del pending[task]
+                    candidate = task.result()
+                    self._generated += 1
+                    self.emit("generated", count=self._generated, usage=self.ledger.total)
+                    yield candidate
+        finally:
+            running = [task for task in pending if not task.done()]
+            for task in running:
+                task.cancel()
+            await asyncio.gather(*running, return_exceptions=True)
+            self.cancelled += sum(task.cancelled() for task in running)
+            finished = [t for t in pending if not t.cancelled() and t.exception() is None]
+            self.unread += [task.result() for task in sorted(finished, key=pending.__getitem__)]
 
 
 class Strategy(abc.ABC):
