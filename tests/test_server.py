@@ -337,9 +337,13 @@ def test_passthrough_forwards_the_body_untouched_and_relays_streams() -> None:
 
 # -- errors, auth, limits ------------------------------------------------------------------------------
 def test_invalid_requests_get_400_with_reasons() -> None:
-    with serve(scripted(), max_n=2, max_samples=16) as server:
+    with serve(scripted(), max_n=2, max_samples=16, max_depth=3) as server:
         client = server.client()
         user = [{"role": "user", "content": "q"}]
+        with pytest.raises(
+            openai.BadRequestError, match="runs 4 rounds .rounds., over this server's limit of 3"
+        ):
+            client.chat.completions.create(model="ponder:self-refine:rounds=4", messages=user)
         with pytest.raises(openai.BadRequestError) as bad:
             client.chat.completions.create(model="ponder:no-such-thing@scripted", messages=user)
         assert "self-consistency" in bad.value.message and bad.value.body["type"] == "invalid_request_error"

@@ -32,6 +32,8 @@ class ServerSettings:
     default_strategy: str | None = None
     max_n: int = 4
     max_samples: int = 64
+    #: cap on a strategy's sequential rounds (``Strategy.depth``: search depth, refinement rounds)
+    max_depth: int = 16
     max_budget_tokens: int | None = None
     max_in_flight: int = 64
     request_timeout: float = 600.0

@@ -122,6 +122,13 @@ def plan_strategy(spec: str, chat: ChatRequest, settings: ServerSettings) -> Pla
             f"of {settings.max_samples}",
             param="n",
         )
+    depth = strategies[0].depth
+    if depth > settings.max_depth:
+        raise InvalidRequest(
+            f"{strategies[0].spec} runs {depth} rounds ({strategies[0].depth_option}), over this "
+            f"server's limit of {settings.max_depth}",
+            param="model",
+        )
     ponder = chat.ponder
     budget = Budget.parse(ponder.budget if ponder else None)
     cap = settings.max_budget_tokens

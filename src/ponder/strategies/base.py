@@ -207,6 +207,9 @@ class Strategy(abc.ABC):
     name: str = ""
     budget_option: ClassVar[str | None] = None
     sample_bank: ClassVar[bool] = False
+    #: the option that sets how many rounds run one after another (search depth, refinement rounds,
+    #: chain steps), which bounds latency the way ``n`` bounds width; ``ponder serve --max-depth`` caps it
+    depth_option: ClassVar[str | None] = None
 
     def __init__(self, options: Options):
         self.options = options
@@ -216,6 +219,11 @@ class Strategy(abc.ABC):
         """The canonical spec: name plus the options that differ from their defaults, sorted."""
         changed = self.options.model_dump(exclude_defaults=True)
         return self.name + (":" + ",".join(f"{k}={changed[k]}" for k in sorted(changed)) if changed else "")
+
+    @property
+    def depth(self) -> int:
+        """Sequential rounds this strategy may run: its ``depth_option``'s value, else 1."""
+        return int(getattr(self.options, self.depth_option)) if self.depth_option else 1
 
     @abc.abstractmethod
     async def run(self, problem: Problem, ctx: Context) -> Result:

@@ -58,6 +58,7 @@ class QAlign(Strategy):
     """Metropolis–Hastings over solutions (cut, regenerate, accept by reward); vote over the chain."""
 
     name = "qalign"
+    depth_option = "steps"
 
     def __init__(self, options: QAlignOptions):
         super().__init__(options)

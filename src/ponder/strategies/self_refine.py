@@ -68,6 +68,7 @@ class SelfRefine(Strategy):
     """Solve, review, revise until the review says correct; majority vote over parallel chains."""
 
     name = "self-refine"
+    depth_option = "rounds"
     line = "feedback"
     system_prompt = FEEDBACK_SYSTEM_PROMPT
     template = FEEDBACK_TEMPLATE
@@ -136,6 +137,7 @@ class CritiqueRefine(SelfRefine):
     """A critic (possibly another model) finds the first wrong step, the actor revises; vote over chains."""
 
     name = "critique-refine"
+    depth_option = "rounds"
     line = "critic"
     system_prompt = CRITIC_SYSTEM_PROMPT
     template = CRITIC_TEMPLATE
