@@ -5,6 +5,12 @@ exponential backoff on 429, 5xx and connection errors (honouring ``Retry-After``
 the responses. Which server features are used is declared by a *server profile* (``--server vllm``),
 never guessed from a model name. When a server returns fewer choices than asked for ``n`` (Ollama
 ignores ``n``), the remainder is fanned out as separate requests.
+
+A partial assistant message (``GenRequest.prefix``) is continued the way the profile declares; on a
+server that declares no continuation, ``chat_template`` (a Jinja file or a Hugging Face tokenizer, env
+``PONDER_CHAT_TEMPLATE``) renders the conversation here and the raw ``/v1/completions`` endpoint
+continues it. Which stop string ended a generation is read where the server says it (vLLM
+``stop_reason``, SGLang ``matched_stop``, llama-server ``stopping_word`` when asked with ``verbose``).
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ from ponder.backends.base import (
     GenRequest,
     split_proportionally,
 )
+from ponder.backends.chat_template import ChatTemplate
 from ponder.core.errors import (
     BackendError,
     BackendRejectedError,
@@ -73,6 +80,8 @@ class OpenAIBackend(Backend):
     max_retries: int = 3
     backoff: float = 0.5
     extra_body: dict[str, Any] = field(default_factory=dict)
+    #: Jinja file or Hugging Face tokenizer whose chat template continues prefixes via /v1/completions
+    chat_template: str | None = None
 
     def __post_init__(self) -> None:
         self.base_url = self.base_url.rstrip("/")
@@ -82,6 +91,7 @@ class OpenAIBackend(Backend):
         self._semaphore: asyncio.Semaphore | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._fan_out = False  # set once the server has refused n > 1
+        self._template: ChatTemplate | None = None
 
     # -- connection management -------------------------------------------------------------------
     def _ensure_client(self) -> tuple[httpx.AsyncClient, asyncio.Semaphore]:
@@ -111,9 +121,10 @@ class OpenAIBackend(Backend):
         return list(await asyncio.gather(*(self._generate_one(request) for request in requests)))
 
     async def _generate_one(self, request: GenRequest) -> list[Generation]:
-        if request.prefix and not self.capabilities.continuation:
+        if request.prefix and not self.capabilities.continuation and not self.chat_template:
             raise BackendError(
-                f"{self.server} backend at {self.base_url} cannot continue a partial assistant message"
+                f"{self.server} backend at {self.base_url} cannot continue a partial assistant message "
+                "(give chat_template=, a Jinja file or a Hugging Face tokenizer, to continue it locally)"
             )
         if request.n == 1 or not self.capabilities.honours_n or self._fan_out:
             seeds = [None if request.seed is None else request.seed + i for i in range(request.n)]
@@ -132,11 +143,18 @@ class OpenAIBackend(Backend):
             generations += await self._generate_one(request.with_(n=missing, seed=seed))
         return generations[: request.n]
 
-    def _body(self, request: GenRequest) -> dict[str, Any]:
+    def _raw_prompt(self, request: GenRequest) -> str | None:
+        """The locally templated prompt when this request continues a prefix the server cannot."""
+        if not request.prefix or self.capabilities.continuation or not self.chat_template:
+            return None
+        if self._template is None:
+            self._template = ChatTemplate.load(self.chat_template)
+        return self._template.render(request.messages, request.prefix)
+
+    def _body(self, request: GenRequest, prompt: str | None = None) -> dict[str, Any]:
         messages = [{"role": m.role, "content": m.content} for m in request.messages]
         body: dict[str, Any] = {
             "model": self.model,
-            "messages": messages,
             "n": request.n,
             "temperature": request.temperature,
             "top_p": request.top_p,
@@ -150,24 +168,34 @@ class OpenAIBackend(Backend):
         # Counting each choice's tokens needs logprobs when the server's usage covers one choice only.
         if request.n > 1 and not self.capabilities.usage_counts_all_choices:
             want_logprobs = True
-        if want_logprobs and self.capabilities.logprobs:
-            body["logprobs"] = True
-            if request.logprobs:
-                body["top_logprobs"] = request.logprobs
-        if request.prefix:
-            messages.append({"role": "assistant", "content": request.prefix})
-            if self.capabilities.continuation == "continue-final-message":
-                body["continue_final_message"] = True
-                body["add_generation_prompt"] = False
+        if prompt is not None:  # raw completions: legacy logprobs, an integer count of alternatives
+            body["prompt"] = prompt
+            if want_logprobs and self.capabilities.logprobs:
+                body["logprobs"] = request.logprobs or 1
+        else:
+            body["messages"] = messages
+            if want_logprobs and self.capabilities.logprobs:
+                body["logprobs"] = True
+                if request.logprobs:
+                    body["top_logprobs"] = request.logprobs
+            if request.prefix:
+                messages.append({"role": "assistant", "content": request.prefix})
+                if self.capabilities.continuation == "continue-final-message":
+                    body["continue_final_message"] = True
+                    body["add_generation_prompt"] = False
         if self.server == "llama-server":
             body["cache_prompt"] = True
+            if request.stop:  # llama-server says which stop string matched only in its verbose fields
+                body["verbose"] = True
+                body["response_fields"] = ["stop_type", "stopping_word"]
         body.update(self.extra_body)
         return body
 
     async def _post(self, request: GenRequest) -> list[Generation]:
         client, semaphore = self._ensure_client()
-        url = f"{self.base_url}/chat/completions"
-        body = self._body(request)
+        prompt = self._raw_prompt(request)
+        url = f"{self.base_url}/{'completions' if prompt is not None else 'chat/completions'}"
+        body = self._body(request, prompt)
         cause = ""
         for attempt in range(1, self.max_retries + 2):
             async with semaphore:
@@ -202,8 +230,9 @@ class OpenAIBackend(Backend):
             cached = (payload.get("timings") or {}).get("cache_n", 0)
         cached = int(cached or 0)
 
-        texts = [(c.get("message") or {}).get("content") or "" for c in choices]
-        if request.prefix:  # llama-server echoes the continued prefix; the generation is what follows it
+        chat = "message" in choices[0]
+        texts = [((c.get("message") or {}).get("content") if chat else c.get("text")) or "" for c in choices]
+        if request.prefix and chat:  # llama-server echoes the continued prefix; the generation follows it
             texts = [t[len(request.prefix) :] if t.startswith(request.prefix) else t for t in texts]
         logprobs = [_parse_logprobs(c.get("logprobs")) for c in choices]
         reported = int(usage.get("completion_tokens") or 0)
@@ -236,12 +265,28 @@ class OpenAIBackend(Backend):
                     completion_tokens=counts[i],
                     usage=generation_usage,
                     logprobs=keep,
+                    stop_sequence=_stop_sequence(choice, payload) if request.stop else None,
                 )
             )
         return generations
 
 
+def _stop_sequence(choice: dict[str, Any], payload: dict[str, Any]) -> str | None:
+    """The stop string that ended a choice, where the server says (a stop *token* id counts as none)."""
+    for key in ("stop_reason", "matched_stop"):  # vLLM, SGLang
+        if isinstance(choice.get(key), str):
+            return str(choice[key])
+    word = (payload.get("__verbose") or {}).get("stopping_word")  # llama-server, asked with "verbose"
+    return str(word) if word else None
+
+
 def _parse_logprobs(raw: dict[str, Any] | None) -> list[TokenLogprob] | None:
+    if raw and raw.get("content") is None and raw.get("tokens") is not None:  # legacy completions shape
+        tops = raw.get("top_logprobs") or [None] * len(raw["tokens"])
+        return [
+            TokenLogprob(token=token, logprob=float(logprob or 0.0), top=dict(top or {}))
+            for token, logprob, top in zip(raw["tokens"], raw.get("token_logprobs") or [], tops, strict=False)
+        ]
     if not raw or raw.get("content") is None:
         return None
     return [
@@ -279,11 +324,13 @@ def backend_from_env(
     api_key: str | None = None,
     server: str | None = None,
     parameters: float | None = None,
+    chat_template: str | None = None,
 ) -> OpenAIBackend:
     """Build an OpenAI-compatible backend from arguments, falling back to PONDER_*/OPENAI_* env vars.
 
     ``parameters`` (the served model's size, env PONDER_PARAMETERS) enables the FLOPs estimate; a remote
     model's size cannot be known otherwise, so without it FLOPs stay 0 and are shown as unknown.
+    ``chat_template`` (env PONDER_CHAT_TEMPLATE) lets a server without continuation continue prefixes.
     """
     base_url = base_url or os.environ.get("PONDER_BASE_URL") or os.environ.get("OPENAI_BASE_URL")
     if not base_url:
@@ -292,6 +339,7 @@ def backend_from_env(
     if not model:
         raise UsageError(f"--base-url {base_url} needs --model NAME (or PONDER_MODEL)")
     server = server or os.environ.get("PONDER_SERVER") or "generic"
+    chat_template = chat_template or os.environ.get("PONDER_CHAT_TEMPLATE") or None
     if parameters is None and os.environ.get("PONDER_PARAMETERS"):
         try:
             parameters = float(os.environ["PONDER_PARAMETERS"])
@@ -306,4 +354,5 @@ def backend_from_env(
         api_key=api_key or os.environ.get("PONDER_API_KEY") or os.environ.get("OPENAI_API_KEY"),
         server=server,
         capabilities=server_capabilities(server),
+        chat_template=chat_template,
     )
