@@ -44,6 +44,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=DEFAULT_STRATEGY,
         help=f"strategy spec, e.g. self-consistency:n=16,temperature=0.8 (default {DEFAULT_STRATEGY})",
     )
+    solve.add_argument(
+        "--pipeline",
+        default=None,
+        metavar="PATH_OR_PRESET",
+        help="run a pipeline of roles: a YAML/JSON file or a preset (moa, archon-basic, generate-verify)",
+    )
     add_backend_arguments(solve)
     solve.add_argument("--seed", type=int, default=None)
     solve.add_argument(
@@ -122,6 +128,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--default-strategy", default=None, help="strategy for requests that name none")
     serve.add_argument("--max-n", type=int, default=4, help="largest client n (independent strategy runs)")
     serve.add_argument("--max-samples", type=int, default=64, help="largest strategy n times client n")
+    serve.add_argument(
+        "--max-depth", type=int, default=16, help="most sequential rounds a strategy may run (depth, rounds)"
+    )
     serve.add_argument("--max-budget-tokens", type=int, default=None, help="token cap for every request")
     serve.add_argument("--max-in-flight", type=int, default=64, help="concurrent requests before 429")
     serve.add_argument("--request-timeout", type=float, default=600.0, help="seconds before 504")
@@ -175,8 +184,17 @@ class ProgressLine:
             self.status.update(f"scored {len(data['scores'])} candidates{tokens}")
 
 
+def solve_spec(args: argparse.Namespace) -> str:
+    """The strategy spec of ``ponder solve``: ``--strategy``, or ``pipeline:[PATH]`` for ``--pipeline``."""
+    if args.pipeline is None:
+        return args.strategy
+    if args.strategy != DEFAULT_STRATEGY:
+        raise UsageError("give --strategy or --pipeline, not both")
+    return f"pipeline:[{args.pipeline}]"
+
+
 async def run_solve(args: argparse.Namespace) -> Result:
-    strategy = build_strategy(args.strategy)  # fail fast on bad specs, before any backend starts
+    strategy = build_strategy(solve_spec(args))  # fail fast on bad specs, before any backend starts
     budget = Budget.parse(args.budget)
     backend = make_backend(args.model, args.base_url, args.api_key, args.server, args.parameters)
     try:
@@ -340,7 +358,8 @@ def command_strategies(args: argparse.Namespace) -> int:
         stdout.print(f"[bold]{title}[/]")
         for entry in registry.entries():
             options = ", ".join(
-                f"{name}={field.default}" for name, field in entry.options.model_fields.items()
+                f"{name}={'<required>' if field.is_required() else field.default}"
+                for name, field in entry.options.model_fields.items()
             )
             stdout.print(
                 f"  [cyan]{entry.name}[/] — {entry.summary}\n    [dim]{options or '(no options)'}[/]"
@@ -362,6 +381,7 @@ def command_serve(args: argparse.Namespace) -> int:
         default_strategy=args.default_strategy,
         max_n=args.max_n,
         max_samples=args.max_samples,
+        max_depth=args.max_depth,
         max_budget_tokens=args.max_budget_tokens,
         max_in_flight=args.max_in_flight,
         request_timeout=args.request_timeout,

@@ -130,6 +130,9 @@ def summarize(
         if record.get("budget") is not None:
             add(family, int(record["budget"]), problem, direct_outcome(record))
             continue
+        if strategy.budget_option is None and not strategy.sample_bank:  # one run: its own answer
+            add(family, 1, problem, direct_outcome(record))
+            continue
         candidates = canonical_candidates(record["candidates"])
         if strategy.budget_option is None:
             outcome = bank_outcome(strategy, record, candidates, 1) if candidates else NO_OUTCOME

@@ -1,0 +1,41 @@
+"""Running a pipeline: build each layer's role, apply them in order to one pool, record every step."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from ponder.core.types import Problem
+from ponder.pipelines.schema import Pipeline, layer_name
+from ponder.roles import ROLES, Backends, Pool, Role
+
+if TYPE_CHECKING:
+    from ponder.strategies.base import Context
+
+
+def build_roles(
+    pipeline: Pipeline, max_tokens: int | None = None, backends: Backends | None = None
+) -> list[Role]:
+    """One role per layer (named after its layer), sharing ``backends``; ``max_tokens`` caps every
+    layer's token limit."""
+    backends = backends or Backends()
+    roles = []
+    for index, layer in enumerate(pipeline.layers):
+        changes: dict[str, Any] = {"name": layer_name(layer, index)}
+        if max_tokens is not None:
+            changes["max_tokens"] = min(layer.max_tokens, max_tokens)
+        roles.append(ROLES.get(layer.role).factory(layer.model_copy(update=changes), backends))
+    return roles
+
+
+async def run_layers(roles: list[Role], problem: Problem, ctx: Context) -> tuple[Pool, list[dict[str, Any]]]:
+    """Apply the roles in order; stop early (and say so) when the budget is met."""
+    pool = Pool(problem)
+    trace = []
+    for role in roles:
+        if ctx.ledger.exhausted:
+            ctx.budget_exhausted = True
+            trace.append({"layer": role.name, "role": role.kind, "skipped": "budget met"})
+            continue
+        step = await role.apply(pool, ctx)
+        trace.append({"layer": role.name, "role": role.kind, **step, "pool": len(pool.candidates)})
+    return pool, trace

@@ -1,0 +1,48 @@
+"""Pipeline: run a declarative pipeline of roles (a preset or a YAML/JSON file) and vote over what is left.
+
+``pipeline:moa`` runs the shipped Mixture-of-Agents preset ("Mixture-of-Agents Enhances Large Language
+Model Capabilities", Wang et al., 2024), ``pipeline:archon-basic`` Archon's generate → critique →
+rank → fuse ("Archon: An Architecture Search Framework for Inference-Time Techniques", Saad-Falcon et
+al., 2024), ``pipeline:generate-verify`` sampling then a verifier filter; ``pipeline:PATH.yaml`` runs
+your own (``ponder.pipelines``). The answer is the majority vote over the final pool (a pipeline that
+ends in a fuser has one candidate). ``max_tokens`` caps every layer's token limit. Every role's calls
+are billed on its own ledger line, and ``Result.trace`` holds what each layer did.
+"""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from ponder.core.registry import Options
+from ponder.core.types import Problem, Result
+from ponder.pipelines import build_roles, load_pipeline, run_layers
+from ponder.roles import Backends
+from ponder.scorers import majority_vote
+from ponder.strategies.base import STRATEGIES, Context, Strategy
+
+
+class PipelineOptions(Options):
+    positional_field = "pipeline"
+
+    pipeline: str  # a preset name (moa, archon-basic, generate-verify) or a .yaml/.yml/.json path
+    max_tokens: int | None = Field(None, ge=1)  # caps every layer's max_tokens
+
+
+@STRATEGIES.register("pipeline", PipelineOptions)
+class PipelineStrategy(Strategy):
+    """Layers of roles (generate, critique, rank, fuse, verify, test) from a preset or a file."""
+
+    name = "pipeline"
+
+    def __init__(self, options: PipelineOptions):
+        super().__init__(options)
+        self.pipeline = load_pipeline(options.pipeline)
+        self.backends = Backends()  # the models the layers name, shared by all of them
+        self.roles = build_roles(self.pipeline, options.max_tokens, self.backends)
+
+    async def run(self, problem: Problem, ctx: Context) -> Result:
+        pool, layers = await run_layers(self.roles, problem, ctx)
+        vote = majority_vote(pool.candidates)
+        text = pool.candidates[vote.winner].text if vote.winner is not None else None
+        trace = {"pipeline": self.pipeline.name, "layers": layers}
+        return ctx.result(self.spec, pool.generated, vote.answer, text=text, votes=vote.table, trace=trace)
