@@ -113,3 +113,23 @@ def test_parameters_enable_flops_for_a_served_model(fake_openai_server, capsys) 
 def test_base_url_without_model_is_a_usage_error(capsys) -> None:
     assert main(["solve", "q", "--base-url", "http://127.0.0.1:9"]) == 2
     assert "--model" in capsys.readouterr().err
+
+
+def test_chat_template_flag_reaches_the_server_backend(tmp_path) -> None:
+    from ponder.cli.main import backend_from_args, build_parser
+
+    template = tmp_path / "chat.jinja"
+    template.write_text("{% for m in messages %}{{ m.content }}{% endfor %}")
+    for command in (["solve", "q"], ["eval", "--dataset", "humaneval", "--strategy", "greedy"]):
+        args = build_parser().parse_args(
+            [
+                *command,
+                "--base-url",
+                "http://127.0.0.1:9/v1",
+                "--model",
+                "m",
+                "--chat-template",
+                str(template),
+            ]
+        )
+        assert backend_from_args(args).chat_template == str(template)

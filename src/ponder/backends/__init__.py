@@ -28,10 +28,11 @@ def make_backend(
     api_key: str | None = None,
     server: str | None = None,
     parameters: float | None = None,
+    chat_template: str | None = None,
 ) -> Backend:
     """The embedded model named ``model`` (default model if None), or an OpenAI-compatible server."""
     if base_url or os.environ.get("PONDER_BASE_URL"):
-        return backend_from_env(base_url, model, api_key, server, parameters)
+        return backend_from_env(base_url, model, api_key, server, parameters, chat_template)
     from ponder.backends.embedded.backend import embedded_backend
 
     return embedded_backend(model)

@@ -19,7 +19,7 @@ from rich.console import Console
 
 from ponder import __version__
 from ponder.api import DEFAULT_STRATEGY, asolve, build_strategy
-from ponder.backends import make_backend
+from ponder.backends import Backend, make_backend
 from ponder.cli.render import render_result
 from ponder.core.errors import PonderError, UsageError
 from ponder.core.ledger import Budget
@@ -156,6 +156,19 @@ def add_backend_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="served model size, e.g. 7.6e9, for FLOPs (with --base-url)",
     )
+    parser.add_argument(
+        "--chat-template",
+        default=None,
+        help="Jinja file or Hugging Face tokenizer to continue partial answers on a server that cannot "
+        "(with --base-url; env PONDER_CHAT_TEMPLATE)",
+    )
+
+
+def backend_from_args(args: argparse.Namespace) -> Backend:
+    """The backend the shared backend arguments name."""
+    return make_backend(
+        args.model, args.base_url, args.api_key, args.server, args.parameters, args.chat_template
+    )
 
 
 class ProgressLine:
@@ -196,7 +209,7 @@ def solve_spec(args: argparse.Namespace) -> str:
 async def run_solve(args: argparse.Namespace) -> Result:
     strategy = build_strategy(solve_spec(args))  # fail fast on bad specs, before any backend starts
     budget = Budget.parse(args.budget)
-    backend = make_backend(args.model, args.base_url, args.api_key, args.server, args.parameters)
+    backend = backend_from_args(args)
     try:
         with ProgressLine(enabled=True) as progress:
             return await asolve(
@@ -240,7 +253,7 @@ def command_eval(args: argparse.Namespace) -> int:
     for spec in args.strategy + args.rule:
         family_name(spec)  # fail fast on bad specs, before any backend starts
     load_dataset(args.dataset)
-    backend = make_backend(args.model, args.base_url, args.api_key, args.server, args.parameters)
+    backend = backend_from_args(args)
     name = args.dataset.replace(":", "-").replace("/", "-")
     directory = args.out or Path("runs") / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
     config = EvalConfig(
@@ -286,7 +299,7 @@ def command_rescore(args: argparse.Namespace) -> int:
     from ponder.scorers import SCORERS
 
     SCORERS.build(args.scorer)  # fail fast on a bad spec, before any backend starts
-    backend = make_backend(args.model, args.base_url, args.api_key, args.server, args.parameters)
+    backend = backend_from_args(args)
 
     async def run() -> str:
         try:
