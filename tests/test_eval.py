@@ -246,3 +246,16 @@ async def test_rescore_refuses_scorers_that_need_logprobs(tmp_path: Path) -> Non
     await run_eval(config(dataset, strategies=["self-consistency"]), Scripted(), run, show_progress=False)
     with pytest.raises(UsageError, match="logprobs"):
         await rescore_run(run, "confidence", Scripted(), show_progress=False)
+
+
+async def test_an_early_stopping_rule_is_billed_only_the_samples_it_read(tmp_path: Path) -> None:
+    dataset = write_dataset(tmp_path / "data.jsonl")
+    rule = "adaptive-consistency:rule=window,window=2"
+    cfg = config(dataset, strategies=["self-consistency"], rules=[rule])
+    summary = await run_eval(cfg, Scripted(), tmp_path / "run", show_progress=False)
+    rows = {(r["strategy"], r["budget"]): r for r in summary["rows"]}
+    derived = rows[(f"{rule} on self-consistency", 4)]
+    # problem 1 stops after the unanimous window [1, 1]; problems 2 ([2, 9]) and 3 read all four
+    assert derived["mean_completion_tokens"] == pytest.approx(3 * (2 + 4 + 4) / 3)
+    assert rows[("self-consistency", 4)]["mean_completion_tokens"] == pytest.approx(3 * 4)
+    assert derived["accuracy"] == pytest.approx(2 / 3)  # votes 1 (right), 2 (right), 4 (wrong)

@@ -65,7 +65,8 @@ def usage_of(candidates: list[Candidate], with_scoring: bool) -> dict[str, float
 def bank_outcome(
     strategy: Strategy, record: dict[str, Any], candidates: list[Candidate], budget: int
 ) -> Outcome:
-    """Expected outcome of ``strategy.select`` over k-subsets of the record's samples, and their cost.
+    """Expected outcome of ``strategy.replay`` over k-subsets of the record's samples, and their cost
+    (only the samples it read: an early-stopping rule is billed the prefix it used).
 
     ``candidates`` are the record's ``canonical_candidates``, built once per record for all budgets.
     """
@@ -79,10 +80,10 @@ def bank_outcome(
     accuracies, no_answers, usages = [], [], []
     for draw in draws:
         chosen = [candidates[i] for i in draw]
-        choice = strategy.select(chosen)
+        choice, read = strategy.replay(chosen)
         accuracies.append(float(choice.winner is not None and correct[draw[choice.winner]]))
         no_answers.append(float(choice.answer is None))
-        usages.append(usage_of(chosen, with_scoring=strategy.uses_scores))
+        usages.append(usage_of(chosen[:read], with_scoring=strategy.uses_scores))
     usage = {key: mean([u[key] for u in usages]) for key in usages[0]}
     coverage = pass_at_k(len(candidates), sum(correct), budget)
     return Outcome(mean(accuracies), mean(no_answers), usage, coverage)

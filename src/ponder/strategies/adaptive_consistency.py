@@ -21,13 +21,15 @@ from __future__ import annotations
 
 import contextlib
 import math
+from collections import Counter
 from typing import Literal
 
 from pydantic import Field
 
 from ponder.core.types import Candidate, Problem, Result
-from ponder.scorers import majority_vote
+from ponder.scorers import Vote, majority_vote
 from ponder.strategies.base import STRATEGIES, Context, SamplingOptions, Strategy
+from ponder.tasks.equivalence import group_equivalent
 
 
 class AdaptiveConsistencyOptions(SamplingOptions):
@@ -47,18 +49,27 @@ def beta_probability(leader: int, runner_up: int) -> float:
     return sum(math.comb(trials, j) for j in range(leader + 1)) / 2**trials
 
 
-def leading_counts(candidates: list[Candidate]) -> tuple[int, int]:
+def answer_classes(candidates: list[Candidate]) -> list[int | None]:
+    """Each candidate's equivalence class (numbered by first appearance), None when it has no answer."""
+    labels: list[int | None] = [None] * len(candidates)
+    for number, members in enumerate(group_equivalent([c.answer for c in candidates])):
+        for index in members:
+            labels[index] = number
+    return labels
+
+
+def leading_counts(labels: list[int | None]) -> tuple[int, int]:
     """Votes for the leading answer and for the runner-up (0 when there is none)."""
-    counts = [int(weight) for weight in majority_vote(candidates).table.values()]
+    counts = sorted(Counter(label for label in labels if label is not None).values(), reverse=True)
     return (counts + [0, 0])[0], (counts + [0, 0])[1]
 
 
-def window_is_unanimous(candidates: list[Candidate], window: int) -> bool:
+def window_is_unanimous(labels: list[int | None], window: int) -> bool:
     """Whether the samples just completed a window whose answers all agree."""
-    if len(candidates) % window:
+    if len(labels) % window:
         return False
-    last = candidates[-window:]
-    return all(c.answer is not None for c in last) and len(majority_vote(last).table) == 1
+    last = labels[-window:]
+    return last[0] is not None and all(label == last[0] for label in last)
 
 
 @STRATEGIES.register("adaptive-consistency", AdaptiveConsistencyOptions)
@@ -70,12 +81,28 @@ class AdaptiveConsistency(Strategy):
 
     def settled(self, candidates: list[Candidate]) -> tuple[bool, float | None]:
         """Whether to stop, and the Beta posterior probability (None under the window rule)."""
+        return self.fires(answer_classes(candidates))
+
+    def fires(self, labels: list[int | None]) -> tuple[bool, float | None]:
+        """``settled`` on the samples' answer classes (so a replay groups the answers once)."""
         options: AdaptiveConsistencyOptions = self.options  # type: ignore[assignment]
         if options.rule == "window":
-            return window_is_unanimous(candidates, options.window), None
-        leader, runner_up = leading_counts(candidates)
+            return window_is_unanimous(labels, options.window), None
+        leader, runner_up = leading_counts(labels)
         probability = beta_probability(leader, runner_up) if leader else 0.0
         return probability >= options.threshold, probability
+
+    def replay(self, candidates: list[Candidate]) -> tuple[Vote, int]:
+        """Read stored samples in order until the rule fires: the eval's ``--rule adaptive-consistency``
+        on a sample bank (``batch=1``: a live run may also bill up to ``batch - 1`` finished unread)."""
+        labels = answer_classes(candidates)
+        read = next(
+            (count for count in range(1, len(labels) + 1) if self.fires(labels[:count])[0]), len(labels)
+        )
+        return majority_vote(candidates[:read]), read
+
+    def select(self, candidates: list[Candidate]) -> Vote:
+        return self.replay(candidates)[0]
 
     async def run(self, problem: Problem, ctx: Context) -> Result:
         options: AdaptiveConsistencyOptions = self.options  # type: ignore[assignment]

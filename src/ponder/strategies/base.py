@@ -238,5 +238,13 @@ class Strategy(abc.ABC):
         """The answer this strategy would pick from these (already scored) candidates."""
         raise NotImplementedError(f"{self.name} does not select from stored samples")
 
+    def replay(self, candidates: list[Candidate]) -> tuple[Vote, int]:
+        """What this strategy would pick had its samples arrived in this order, and how many it read.
+
+        A strategy that stops sampling early (adaptive consistency) reads a prefix; the eval bills a
+        re-selection only the samples read. The default reads them all.
+        """
+        return self.select(candidates), len(candidates)
+
 
 STRATEGIES: Registry[Strategy] = Registry("strategy")
