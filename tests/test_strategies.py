@@ -158,3 +158,16 @@ def test_sync_solve_wraps_async() -> None:
 def test_bad_strategy_specs_raise_usage_errors(spec: str) -> None:
     with pytest.raises(ponder.core.UsageError):
         ponder.solve("q", spec, backend=ScriptedBackend())
+
+
+def test_every_default_strategy_fits_the_servers_default_depth_cap() -> None:
+    from ponder.server.lifecycle import ServerSettings
+    from ponder.strategies import STRATEGIES
+
+    cap = ServerSettings().max_depth
+    for name in STRATEGIES.names():
+        spec = "pipeline:moa" if name == "pipeline" else name
+        strategy = STRATEGIES.build(spec)
+        assert 1 <= strategy.depth <= cap, (spec, strategy.depth)
+    assert STRATEGIES.build("pipeline:moa").depth == 3  # propose, refine, aggregate
+    assert STRATEGIES.build("beam-search:max_depth=7").depth == 7

@@ -129,7 +129,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--max-n", type=int, default=4, help="largest client n (independent strategy runs)")
     serve.add_argument("--max-samples", type=int, default=64, help="largest strategy n times client n")
     serve.add_argument(
-        "--max-depth", type=int, default=16, help="most sequential rounds a strategy may run (depth, rounds)"
+        "--max-depth", type=int, default=64, help="most sequential rounds a strategy may run (depth, rounds)"
     )
     serve.add_argument("--max-budget-tokens", type=int, default=None, help="token cap for every request")
     serve.add_argument("--max-in-flight", type=int, default=64, help="concurrent requests before 429")

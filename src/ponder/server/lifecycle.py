@@ -33,7 +33,7 @@ class ServerSettings:
     max_n: int = 4
     max_samples: int = 64
     #: cap on a strategy's sequential rounds (``Strategy.depth``: search depth, refinement rounds)
-    max_depth: int = 16
+    max_depth: int = 64
     max_budget_tokens: int | None = None
     max_in_flight: int = 64
     request_timeout: float = 600.0

@@ -40,6 +40,11 @@ class PipelineStrategy(Strategy):
         self.backends = Backends()  # the models the layers name, shared by all of them
         self.roles = build_roles(self.pipeline, options.max_tokens, self.backends)
 
+    @property
+    def depth(self) -> int:
+        """Its layers run one after another."""
+        return len(self.pipeline.layers)
+
     async def run(self, problem: Problem, ctx: Context) -> Result:
         pool, layers = await run_layers(self.roles, problem, ctx)
         vote = majority_vote(pool.candidates)
