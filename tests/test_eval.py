@@ -259,3 +259,37 @@ async def test_an_early_stopping_rule_is_billed_only_the_samples_it_read(tmp_pat
     assert derived["mean_completion_tokens"] == pytest.approx(3 * (2 + 4 + 4) / 3)
     assert rows[("self-consistency", 4)]["mean_completion_tokens"] == pytest.approx(3 * 4)
     assert derived["accuracy"] == pytest.approx(2 / 3)  # votes 1 (right), 2 (right), 4 (wrong)
+
+
+async def test_rows_carry_self_consistency_accuracy_at_their_own_tokens(tmp_path: Path) -> None:
+    from ponder.eval.metrics import interpolate_log
+
+    dataset = write_dataset(tmp_path / "data.jsonl")
+    cfg = config(dataset, strategies=["self-consistency", "best-of-n:scorer=confidence"])
+    summary = await run_eval(cfg, Scripted(), tmp_path / "run", show_progress=False)
+    rows = summary["rows"]
+    curve = [(r["mean_tokens"], r["accuracy"]) for r in rows if r["strategy"] == "self-consistency"]
+    others = [r for r in rows if r["strategy"] != "self-consistency"]
+    assert others and all(r["baseline"] == "self-consistency" for r in others)
+    for row in others:
+        assert row["baseline_accuracy"] == interpolate_log(curve, row["mean_tokens"])
+    # best-of-n by confidence spends the same tokens per sample here, so it sits on the curve
+    assert any(r["baseline_accuracy"] is not None for r in others)
+
+
+async def test_a_per_problem_budget_caps_every_problem_and_is_part_of_the_run(tmp_path: Path) -> None:
+    dataset = write_dataset(tmp_path / "data.jsonl")
+    backend = ScriptedBackend(
+        script=make_script(), capabilities=Capabilities(honours_n=False, max_concurrency=1)
+    )
+    run = tmp_path / "run"
+    await run_eval(
+        config(dataset, strategies=["self-consistency"], budget="calls=2"), backend, run, show_progress=False
+    )
+    records = RecordStore(run).load()
+    assert [len(r["candidates"]) for r in records] == [2, 2, 2]  # stopped at the cap, not at n=4
+    assert all(r["usage"]["calls"] == 2 for r in records)
+    with pytest.raises(UsageError, match="budget"):
+        await run_eval(
+            config(dataset, strategies=["self-consistency"]), backend, run, resume=True, show_progress=False
+        )

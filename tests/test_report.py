@@ -11,7 +11,8 @@ import pytest
 from rich.console import Console
 
 from ponder.core.errors import UsageError
-from ponder.eval.compare import compare_runs, default_grid, interpolate_log
+from ponder.eval.compare import compare_runs, default_grid
+from ponder.eval.metrics import interpolate_log
 from ponder.eval.report import (
     load_records,
     render_summary_table,

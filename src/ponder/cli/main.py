@@ -73,6 +73,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--strategy", "-s", action="append", required=True, help="strategy spec (repeat to compare several)"
     )
     evaluate.add_argument("--budgets", default="1,2,4,8,16", help="samples per problem, e.g. 1,2,4,8,16")
+    evaluate.add_argument(
+        "--budget", default=None, help="compute cap on every problem, e.g. tokens=4000 (matched budgets)"
+    )
     evaluate.add_argument("--limit", type=int, default=None, help="use the first K problems")
     evaluate.add_argument("--seeds", type=int, default=1, help="independent repetitions per problem")
     evaluate.add_argument(
@@ -250,6 +253,7 @@ def command_eval(args: argparse.Namespace) -> int:
     from ponder.tasks.datasets import load_dataset
 
     budgets = parse_budgets(args.budgets)
+    Budget.parse(args.budget)  # fail fast on a bad cap
     for spec in args.strategy + args.rule:
         family_name(spec)  # fail fast on bad specs, before any backend starts
     load_dataset(args.dataset)
@@ -266,6 +270,7 @@ def command_eval(args: argparse.Namespace) -> int:
         concurrency=args.concurrency or backend.capabilities.max_concurrency,
         command=shlex.join(["ponder", *sys.argv[1:]]),
         rules=list(args.rule),
+        budget=args.budget,
     )
 
     async def run() -> dict:

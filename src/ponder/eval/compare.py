@@ -17,27 +17,11 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from ponder.eval.metrics import interpolate_log
 from ponder.eval.report import MISSING, load_summary, rows_by_strategy
 
 #: Fewer grid points than this from powers of two (a narrow token range) and the measured points are used.
 MIN_GRID_POINTS = 3
-
-
-def interpolate_log(points: Sequence[tuple[float, float]], tokens: float) -> float | None:
-    """The value at ``tokens`` on the curve through ``points`` (tokens, value), linear in log(tokens).
-
-    ``None`` outside the measured range. A single point is defined only at its own token count.
-    """
-    curve = sorted((t, v) for t, v in points if t > 0)
-    if not curve or tokens <= 0 or not curve[0][0] <= tokens <= curve[-1][0]:
-        return None
-    for (t_low, v_low), (t_high, v_high) in zip(curve, curve[1:], strict=False):
-        if t_low <= tokens <= t_high:
-            if t_high == t_low:
-                return v_low
-            share = (math.log(tokens) - math.log(t_low)) / (math.log(t_high) - math.log(t_low))
-            return v_low + share * (v_high - v_low)
-    return curve[0][1]  # a single point, and tokens is exactly its token count
 
 
 def _curves(summary: dict[str, Any]) -> dict[str, list[tuple[float, float]]]:

@@ -227,11 +227,15 @@ def render_summary_table(summary: dict[str, Any], console: Console) -> None:
         "calls",
         "seconds",
     )
+    baseline = next((r["baseline"] for r in summary.get("rows", []) if r.get("baseline")), None)
+    if baseline:  # self-consistency's accuracy at each row's tokens: the fair comparison
+        columns = (*columns, f"{baseline.split(':')[0]} at same tokens")
     for column in columns:
         table.add_column(column, justify="right")
     for rows in rows_by_strategy(summary).values():
         for row in rows:
             accuracy = f"{_fraction(row.get('accuracy'))} {_interval(row.get('ci_low'), row.get('ci_high'))}"
+            matched = [_fraction(row.get("baseline_accuracy"))] if baseline else []
             table.add_row(
                 escape(str(row.get("strategy"))),  # specs may hold [bracketed] values
                 _budget(row.get("budget")),
@@ -242,6 +246,7 @@ def render_summary_table(summary: dict[str, Any], console: Console) -> None:
                 _number(row.get("mean_tokens"), ",.0f"),
                 _number(row.get("mean_calls"), ".3g"),
                 _number(row.get("mean_seconds"), ".1f"),
+                *matched,
             )
     console.print(table)
 

@@ -31,13 +31,13 @@ from rich.progress import (
 
 from ponder.backends.base import Backend
 from ponder.core.errors import UsageError
-from ponder.core.ledger import Ledger
+from ponder.core.ledger import Budget, Ledger
 from ponder.core.registry import parse_spec
 from ponder.core.types import Problem, Result
 from ponder.eval.metrics import stable_seed
 from ponder.eval.rescore import load_rescores
 from ponder.eval.store import RecordStore, record_key
-from ponder.eval.summary import summarize
+from ponder.eval.summary import match_baseline, summarize
 from ponder.strategies import STRATEGIES, Context, Strategy
 from ponder.tasks.datasets import Dataset, load_dataset
 
@@ -58,8 +58,12 @@ class EvalConfig:
     command: str = ""
     #: selection rules re-applied offline to the stored samples (``ponder.eval.summary.summarize``)
     rules: list[str] = field(default_factory=list)
+    #: compute cap on every problem (``tokens=4000,calls=16``), for strategies with no budget option
+    budget: str | None = None
     #: fields that must match when resuming (the rest may change between attempts)
-    identity: tuple[str, ...] = field(default=("dataset", "strategies", "budgets", "seeds", "limit", "model"))
+    identity: tuple[str, ...] = field(
+        default=("dataset", "strategies", "budgets", "seeds", "limit", "model", "budget")
+    )
 
     def manifest(self) -> dict[str, Any]:
         data = asdict(self)
@@ -258,7 +262,7 @@ async def run_eval(
         async with capacity.hold(unit.samples):
             ctx = Context(
                 backend=backend,
-                ledger=Ledger(),
+                ledger=Ledger(Budget.parse(config.budget)),
                 seed=stable_seed(unit.seed, unit.problem.id) % 2**31,
                 system_prompt=dataset.system_prompt,
                 extract=dataset.extract,
@@ -299,6 +303,7 @@ def write_summary(
         rules=list(run.get("rules") or []),
         rescores=load_rescores(directory),
     )
+    match_baseline(rows)
     summary = {
         "run": {
             **run,

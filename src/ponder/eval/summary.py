@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ponder.core.types import Candidate, Usage
-from ponder.eval.metrics import bootstrap_ci, mean, pass_at_k, stable_seed, subsets
+from ponder.eval.metrics import bootstrap_ci, interpolate_log, mean, pass_at_k, stable_seed, subsets
 from ponder.eval.rescore import Rescores, apply_rescores
 from ponder.eval.store import record_key
 from ponder.strategies import STRATEGIES, Strategy
@@ -202,3 +202,22 @@ def _row_dict(row: Row, seed: int) -> dict[str, Any]:
     for key in ("tokens", *USAGE_KEYS):
         result[f"mean_{key}"] = mean(per_problem(lambda o, key=key: o.usage[key]))
     return result
+
+
+def match_baseline(rows: list[dict[str, Any]], baseline: str = "self-consistency") -> None:
+    """Give every row the baseline's accuracy at the row's own mean tokens (``baseline_accuracy``).
+
+    Strategies that spend compute differently (debate, search, pipelines) are compared with
+    self-consistency where it is fair: at equal measured tokens, read off the first self-consistency
+    curve of the run (its own family, else a ``self-consistency on ...`` re-selection) in log(tokens).
+    None where the row's tokens fall outside that curve's measured range.
+    """
+    names = [r["strategy"] for r in rows if r["strategy"].split(" on ")[0].split(":")[0] == baseline]
+    if not names:
+        return
+    name = min(names, key=lambda n: (" on " in n, n))
+    curve = [(r["mean_tokens"], r["accuracy"]) for r in rows if r["strategy"] == name]
+    for row in rows:
+        if row["strategy"] != name:
+            row["baseline"] = name
+            row["baseline_accuracy"] = interpolate_log(curve, row["mean_tokens"])
