@@ -116,6 +116,11 @@ async def test_beam_search_keeps_top_beams_and_sends_one_call_per_depth() -> Non
     assert result.votes == {"4": pytest.approx(4 * 0.95)}  # select=weighted, the default
     assert_ledger_is_everything_served(backend, result)
     assert result.usage_by_line["scorer:judge"].calls == 12  # 4 values per depth, one call each
+    # open steps are judged as solutions in progress, finished ones as whole answers
+    judged = [b for b in backend.batches if b[0].messages[0].content == JUDGE_SYSTEM_PROMPT]
+    prompts = [r.messages[1].content for batch in judged for r in batch]
+    assert all("solution in progress" in p for p in prompts[:8])  # depths 1 and 2: every step open
+    assert all("Proposed solution" in p for p in prompts[8:])  # depth 3: every solution finished
 
 
 async def test_beam_search_trace_has_parents_depths_and_scores() -> None:

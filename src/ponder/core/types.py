@@ -103,6 +103,9 @@ class Candidate:
     #: model calls made to score this candidate (judge, verifier), so a subset of candidates can be
     #: billed exactly what generating *and* scoring it cost
     scoring_usage: Usage = field(default_factory=Usage)
+    #: a solution still in progress (a step-level search's open node): scorers that judge whole
+    #: answers judge it as far as it goes
+    partial: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return {

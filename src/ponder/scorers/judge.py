@@ -38,6 +38,16 @@ RATING_TEMPLATE = (
     "How likely is the proposed solution to be correct, with the right final answer? Rate it from 0 "
     "(certainly wrong) to 10 (certainly right). Reply with the rating only, as: Score: N"
 )
+#: for a solution in progress (``Candidate.partial``): a step-level search values where it is heading
+PARTIAL_JUDGE_TEMPLATE = (
+    "Problem:\n{question}\n\nA solution in progress (not finished yet):\n{solution}\n\n"
+    "Is every step so far correct and leading toward the right final answer? Reply with one word: Yes or No."
+)
+PARTIAL_RATING_TEMPLATE = (
+    "Problem:\n{question}\n\nA solution in progress (not finished yet):\n{solution}\n\n"
+    "How likely is this solution, continued from here, to reach the right final answer? Rate it from 0 "
+    "(certainly wrong) to 10 (certainly right). Reply with the rating only, as: Score: N"
+)
 _SCORE = re.compile(r"score\W{0,3}(\d+(?:\.\d+)?)", re.IGNORECASE)
 _NUMBER = re.compile(r"(?<![\d.])(\d+(?:\.\d+)?)(?!\.?\d)")
 
@@ -100,9 +110,12 @@ class JudgeScorer(Scorer):
 
     def request(self, problem: Problem, candidate: Candidate, use_logprobs: bool) -> GenRequest:
         options: JudgeOptions = self.options  # type: ignore[assignment]
-        system, template = (
-            (JUDGE_SYSTEM_PROMPT, JUDGE_TEMPLATE) if use_logprobs else (RATING_SYSTEM_PROMPT, RATING_TEMPLATE)
-        )
+        if use_logprobs:
+            system = JUDGE_SYSTEM_PROMPT
+            template = PARTIAL_JUDGE_TEMPLATE if candidate.partial else JUDGE_TEMPLATE
+        else:
+            system = RATING_SYSTEM_PROMPT
+            template = PARTIAL_RATING_TEMPLATE if candidate.partial else RATING_TEMPLATE
         return review_request(
             problem,
             candidate,

@@ -224,6 +224,7 @@ class StepSearch(Strategy):
             logprobs=logprobs,
             usage=Usage.total([n.usage for n in path]),
             scoring_usage=Usage.total([n.scoring_usage for n in path]),
+            partial=node.end == "step",
         )
         if node.score is not None:
             candidate.scores[self.scorer.name] = node.score
