@@ -123,6 +123,7 @@ def _draw_panel(
 ) -> list[float]:
     """One panel: ``key`` against mean tokens per strategy. Returns the token counts drawn."""
     drawn: list[float] = []
+    most = max((int(r.get("problems") or 0) for rows in groups.values() for r in rows), default=0)
     for index, (strategy, rows) in enumerate(groups.items()):
         points = [r for r in rows if r.get(key) is not None and (r.get("mean_tokens") or 0) > 0]
         if not points:
@@ -134,13 +135,15 @@ def _draw_panel(
         highs = [r.get(high_key) for r in points]
         has_interval = all(v is not None for v in lows + highs)
         color = colors[strategy]
+        counted = max(int(r.get("problems") or 0) for r in points)
+        label = f"{strategy} ({counted} problems)" if 0 < counted < most else strategy  # unfinished run
         if len(points) == 1:
             error = [[values[0] - lows[0]], [highs[0] - values[0]]] if has_interval else None
             axes.errorbar(
-                tokens, values, yerr=error, fmt="D", color=color, markersize=7, capsize=4, label=strategy
+                tokens, values, yerr=error, fmt="D", color=color, markersize=7, capsize=4, label=label
             )
         else:
-            axes.plot(tokens, values, marker="o", markersize=5, color=color, label=strategy)
+            axes.plot(tokens, values, marker="o", markersize=5, color=color, label=label)
             if has_interval:
                 axes.fill_between(tokens, lows, highs, color=color, alpha=0.15, linewidth=0)
         for row, x, y in zip(points, tokens, values, strict=True):
