@@ -21,7 +21,6 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from ponder.backends.base import Backend
 from ponder.core.errors import UsageError
-from ponder.core.ledger import Ledger
 from ponder.core.types import Candidate, Problem, Usage
 from ponder.eval.metrics import stable_seed
 from ponder.eval.store import RecordStore, record_key
@@ -106,13 +105,8 @@ async def rescore_run(
         for candidate in candidates:
             candidate.scoring_usage = Usage()  # bill only what this scorer costs
         async with limit:
-            ctx = Context(
-                backend=backend,
-                ledger=Ledger(),
-                seed=stable_seed(record["seed"], stored["id"]) % 2**31,
-                system_prompt=dataset.system_prompt,
-                extract=dataset.extract,
-            )
+            seed = stable_seed(record["seed"], stored["id"]) % 2**31
+            ctx = Context.for_dataset(dataset, backend, seed)
             scores = await scorer.score(problem, candidates, ctx)
         store.append(
             {

@@ -260,13 +260,8 @@ async def run_eval(
 
     async def work(unit: Unit) -> None:
         async with capacity.hold(unit.samples):
-            ctx = Context(
-                backend=backend,
-                ledger=Ledger(Budget.parse(config.budget)),
-                seed=stable_seed(unit.seed, unit.problem.id) % 2**31,
-                system_prompt=dataset.system_prompt,
-                extract=dataset.extract,
-            )
+            seed = stable_seed(unit.seed, unit.problem.id) % 2**31
+            ctx = Context.for_dataset(dataset, backend, seed, Ledger(Budget.parse(config.budget)))
             result = await unit.strategy.run(unit.problem, ctx)
             marks, correct = await grade(dataset, unit.problem, result)
             record = to_record(unit, result, marks, correct)

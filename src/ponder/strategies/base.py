@@ -12,7 +12,7 @@ import asyncio
 import random
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import Field
 
@@ -23,6 +23,9 @@ from ponder.core.types import Candidate, Problem, Result, Usage
 from ponder.scorers.vote import Vote
 from ponder.tasks.extract import extract_answer
 from ponder.tasks.prompts import MATH_SYSTEM_PROMPT
+
+if TYPE_CHECKING:
+    from ponder.tasks.datasets import Dataset
 
 #: ``on_event(kind, data)`` receives progress events: ``generated`` (candidates so far), ``scored``.
 EventHandler = Callable[[str, dict[str, Any]], None]
@@ -56,6 +59,19 @@ class Context:
         #: the consumer never read (billed: a strategy returns them with its candidates)
         self.cancelled = 0
         self.unread: list[Candidate] = []
+
+    @classmethod
+    def for_dataset(
+        cls, dataset: Dataset, backend: Backend, seed: int | None, ledger: Ledger | None = None
+    ) -> Context:
+        """A context that prompts and extracts answers the way ``dataset`` expects (eval, rescoring)."""
+        return cls(
+            backend=backend,
+            ledger=ledger or Ledger(),
+            seed=seed,
+            system_prompt=dataset.system_prompt,
+            extract=dataset.extract,
+        )
 
     def emit(self, kind: str, **data: Any) -> None:
         if self.on_event is not None:
