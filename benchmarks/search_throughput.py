@@ -19,10 +19,9 @@ import argparse
 import asyncio
 import time
 
-import httpx
+from raw_requests import raw_completion_tokens
 
 from ponder.backends.embedded.backend import embedded_backend
-from ponder.core.ledger import Ledger
 from ponder.core.types import Problem, Usage
 from ponder.strategies import STRATEGIES, Context
 from ponder.tasks.datasets import load_dataset
@@ -34,18 +33,8 @@ async def raw_tokens(
     base_url: str, model: str, problem: Problem, system: str | None, n: int, max_tokens: int
 ) -> int:
     """Completion tokens of ``n`` concurrent chat completions of ``problem``."""
-    body = {
-        "model": model,
-        "messages": [{"role": m.role, "content": m.content} for m in problem.as_messages(system)],
-        "temperature": TEMPERATURE,
-        "max_tokens": max_tokens,
-        "cache_prompt": True,
-    }
-    async with httpx.AsyncClient(timeout=900, trust_env=False) as client:
-        responses = await asyncio.gather(
-            *(client.post(f"{base_url}/chat/completions", json={**body, "seed": i}) for i in range(n))
-        )
-    return sum(r.raise_for_status().json()["usage"]["completion_tokens"] for r in responses)
+    messages = [{"role": m.role, "content": m.content} for m in problem.as_messages(system)]
+    return await raw_completion_tokens(base_url, model, messages, n, max_tokens, TEMPERATURE)
 
 
 async def main() -> None:
@@ -84,13 +73,7 @@ async def main() -> None:
         strategy = STRATEGIES.build(spec)
         started, usage, scoring, finished = time.monotonic(), Usage(), Usage(), 0
         for index, problem in enumerate(problems):
-            ctx = Context(
-                backend=backend,
-                ledger=Ledger(),
-                seed=index,
-                system_prompt=dataset.system_prompt,
-                extract=dataset.extract,
-            )
+            ctx = Context.for_dataset(dataset, backend, seed=index)
             result = await strategy.run(problem, ctx)
             usage = usage + result.usage_by_line.get("generate", Usage())
             scoring = scoring + result.usage_by_line.get(f"scorer:{scorer}", Usage())

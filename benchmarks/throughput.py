@@ -15,7 +15,7 @@ import argparse
 import asyncio
 import time
 
-import httpx
+from raw_requests import raw_completion_tokens
 
 import ponder
 from ponder.backends.embedded.backend import embedded_backend
@@ -25,24 +25,10 @@ QUESTION = "A farmer has 17 rows of 23 apple trees. How many trees are there? Ex
 
 
 async def direct_tokens_per_second(base_url: str, model: str, concurrency: int, max_tokens: int) -> float:
-    body = {
-        "model": model,
-        "messages": [{"role": "user", "content": QUESTION}],
-        "temperature": 0.7,
-        "max_tokens": max_tokens,
-        "cache_prompt": True,
-    }
-    async with httpx.AsyncClient(timeout=600, trust_env=False) as client:
-        started = time.monotonic()
-        responses = await asyncio.gather(
-            *(
-                client.post(f"{base_url}/chat/completions", json={**body, "seed": i})
-                for i in range(concurrency)
-            )
-        )
-        elapsed = time.monotonic() - started
-    tokens = sum(r.raise_for_status().json()["usage"]["completion_tokens"] for r in responses)
-    return tokens / elapsed
+    messages = [{"role": "user", "content": QUESTION}]
+    started = time.monotonic()
+    tokens = await raw_completion_tokens(base_url, model, messages, concurrency, max_tokens, 0.7)
+    return tokens / (time.monotonic() - started)
 
 
 async def ponder_tokens_per_second(
