@@ -426,7 +426,7 @@ async def test_critique_refine_on_another_model_votes_over_chains(monkeypatch: p
         made.append((model, base_url))
         return critic
 
-    monkeypatch.setattr("ponder.strategies.self_refine.make_backend", make_backend)
+    monkeypatch.setattr("ponder.backends.make_backend", make_backend)
     actor = ScriptedBackend(script=["\\boxed{8}", "\\boxed{8}", "\\boxed{3}"])
     spec = "critique-refine:n=3,critic_model=big,critic_base_url=http://127.0.0.1:9/v1"
     result = await ponder.asolve("q", spec, backend=actor, seed=1)

@@ -86,8 +86,7 @@ async def test_greedy_has_one_point_and_families_drop_the_budget_option(tmp_path
     assert families == {
         ("greedy", 1),
         ("best-of-n:scorer=confidence", 1),
-        ("best-of-n:scorer=confidence", 2),
-        ("best-of-n:scorer=confidence", 4),
+        ("best-of-n:scorer=confidence", 2),  # its own n=2 caps its bank: no budget 4
     }
     assert family_name("self-consistency:n=16,temperature=0.5") == "self-consistency:temperature=0.5"
 
@@ -122,6 +121,47 @@ async def test_resume_finishes_without_repeating_or_losing_work(tmp_path: Path) 
     uninterrupted = tmp_path / "again"
     await run_eval(cfg, Scripted(), uninterrupted, show_progress=False)
     assert sorted(keys) == sorted(record_key(r) for r in RecordStore(uninterrupted).load())
+
+
+async def test_a_spec_that_sets_its_budget_option_runs_at_that_budget_alone(tmp_path: Path) -> None:
+    dataset = write_dataset(tmp_path / "data.jsonl")
+    backend = Scripted()
+    summary = await run_eval(
+        config(dataset, strategies=["first-finish:n=2", "first-finish:temperature=0.5"], budgets=[1, 4]),
+        backend,
+        tmp_path / "run",
+        show_progress=False,
+    )
+    budgets = sorted((r["strategy"], r["budget"]) for r in summary["rows"])
+    assert budgets == [
+        ("first-finish", 2),
+        ("first-finish:temperature=0.5", 1),
+        ("first-finish:temperature=0.5", 4),
+    ]
+    assert sum(r.n for r in backend.requests) == 3 * (2 + 1 + 4)  # n=2 once; the sweep at 1 and 4
+
+
+async def test_reuse_copies_an_earlier_runs_finished_units_instead_of_running_them(tmp_path: Path) -> None:
+    dataset = write_dataset(tmp_path / "data.jsonl")
+    first = tmp_path / "first"
+    await run_eval(config(dataset, strategies=["self-consistency"]), Scripted(), first, show_progress=False)
+    backend = Scripted()
+    both = config(dataset, reuse=str(first))
+    summary = await run_eval(both, backend, tmp_path / "second", show_progress=False)
+    assert len(backend.requests) == 3 and all(r.n == 1 for r in backend.requests)  # greedy alone ran
+    records = RecordStore(tmp_path / "second").load()
+    reused = [r for r in records if r.get("reused_from")]
+    assert len(records) == 6 and {r["strategy"] for r in reused} == {"self-consistency:n=4"}
+    assert all(r["reused_from"] == str(first) for r in reused)
+    alone = json.loads((first / "summary.json").read_text())["rows"]
+    assert [r for r in summary["rows"] if r["strategy"] == "self-consistency"] == alone  # the same curve
+    with pytest.raises(UsageError, match="model: 'scripted' there, 'other' here"):
+        await run_eval(
+            config(dataset, reuse=str(first), model="other"),
+            Scripted(),
+            tmp_path / "third",
+            show_progress=False,
+        )
 
 
 async def test_resume_with_other_settings_is_refused(tmp_path: Path) -> None:

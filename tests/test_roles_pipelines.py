@@ -3,13 +3,14 @@ round, what each role bills, and how pipelines load and fail to load."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 
 import pytest
 
 import ponder
-from ponder.backends import GenRequest, Reply, ScriptedBackend
+from ponder.backends import Backends, GenRequest, Reply, ScriptedBackend
 from ponder.cli.main import build_parser, solve_spec
 from ponder.core import Budget, Usage
 from ponder.core.errors import OptionError, UsageError
@@ -514,3 +515,30 @@ async def test_a_pipeline_keeps_the_candidate_that_passes_the_given_tests(tmp_pa
     assert result.text == RIGHT and result.answer == extract_code(RIGHT) and len(result.candidates) == 3
     assert result.trace["layers"][1]["scores"] == [0.0, 0.5, 1.0]
     assert result.usage_by_line["role:run@sandbox"].seconds > 0
+
+
+async def test_backends_build_each_named_model_once_and_start_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    """One pool answers judges, critics and roles: the run's own model is the run's backend; another
+    name is built once (even when asked for concurrently) and started before use."""
+    built: list[tuple[str | None, str | None]] = []
+
+    class Started(ScriptedBackend):
+        started = 0
+
+        async def start(self) -> None:
+            await asyncio.sleep(0)  # yields, so a second caller would build again without the lock
+            self.started += 1
+
+    def make_backend(model: str | None = None, base_url: str | None = None) -> ScriptedBackend:
+        built.append((model, base_url))
+        return Started(model=model or "default", script=["x"])
+
+    monkeypatch.setattr("ponder.backends.make_backend", make_backend)
+    run = ScriptedBackend(model="run", script=["x"])
+    pool = Backends()
+    assert await pool.get(run) is run and await pool.get(run, "run") is run
+    first, second = await asyncio.gather(pool.get(run, "big"), pool.get(run, "big"))
+    assert first is second and first.started == 1
+    served = await pool.get(run, "run", "http://127.0.0.1:9/v1")  # the same name on a server is another
+    assert served is not run
+    assert built == [("big", None), ("run", "http://127.0.0.1:9/v1")]

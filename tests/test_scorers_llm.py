@@ -16,7 +16,6 @@ import ponder
 from ponder.backends import Capabilities, GenRequest, Reply, ScriptedBackend
 from ponder.core import Candidate, Problem, Usage, UsageError
 from ponder.scorers import SCORERS
-from ponder.scorers import judge as judge_module
 from ponder.scorers.genverifier import VERIFIER_SYSTEM_PROMPT, parse_verdict
 from ponder.scorers.grm import GRM_SYSTEM_PROMPT, parse_score
 from ponder.scorers.judge import JUDGE_SYSTEM_PROMPT, RATING_SYSTEM_PROMPT, verbal_rating
@@ -104,7 +103,7 @@ async def test_judge_runs_on_its_own_model(monkeypatch: pytest.MonkeyPatch) -> N
         built.append(kwargs)
         return judge_backend
 
-    monkeypatch.setattr(judge_module, "make_backend", make_backend)
+    monkeypatch.setattr("ponder.backends.make_backend", make_backend)
     generator = ScriptedBackend(script=["\\boxed{6}", "\\boxed{5}"])  # declares logprobs
     result = await ponder.asolve("q", "best-of-n:n=2,scorer=[judge:model=judge-model]", backend=generator)
     assert built == [{"model": "judge-model", "base_url": None}]

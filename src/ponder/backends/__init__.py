@@ -6,11 +6,13 @@ import os
 
 from ponder.backends.base import Backend, Capabilities, Generation, GenRequest
 from ponder.backends.openai import SERVER_PROFILES, OpenAIBackend, backend_from_env
+from ponder.backends.pool import Backends
 from ponder.backends.scripted import Reply, ScriptedBackend
 
 __all__ = [
     "SERVER_PROFILES",
     "Backend",
+    "Backends",
     "Capabilities",
     "GenRequest",
     "Generation",

@@ -89,6 +89,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     evaluate.add_argument("--resume", action="store_true", help="finish an interrupted run in --out")
     evaluate.add_argument(
+        "--reuse",
+        type=Path,
+        default=None,
+        help="copy units an earlier run (same dataset, model, cap) finished instead of running them again",
+    )
+    evaluate.add_argument(
         "--rule",
         action="append",
         default=[],
@@ -271,6 +277,7 @@ def command_eval(args: argparse.Namespace) -> int:
         command=shlex.join(["ponder", *sys.argv[1:]]),
         rules=list(args.rule),
         budget=args.budget,
+        reuse=str(args.reuse) if args.reuse else None,
     )
 
     async def run() -> dict:

@@ -60,6 +60,8 @@ class EvalConfig:
     rules: list[str] = field(default_factory=list)
     #: compute cap on every problem (``tokens=4000,calls=16``), for strategies with no budget option
     budget: str | None = None
+    #: an earlier run whose finished units (same dataset, model, cap and spec) are copied, not re-run
+    reuse: str | None = None
     #: fields that must match when resuming (the rest may change between attempts)
     identity: tuple[str, ...] = field(
         default=("dataset", "strategies", "budgets", "seeds", "limit", "model", "budget")
@@ -129,13 +131,22 @@ def family_name(spec: str) -> str:
 
 
 def plan(config: EvalConfig, problems: list[Problem]) -> list[Unit]:
+    """The units of work: sample-banked strategies once at the largest budget, others once per budget.
+
+    A spec that sets its own budget option caps what it spends: a sample-banked one draws that many
+    (``best-of-n:n=4``: budgets up to 4), any other runs at that budget alone (``beam-search:n=4``), so
+    a costly strategy can sit at one point beside a full sample-banked curve.
+    """
     top = max(config.budgets)
     units = []
     for spec in config.strategies:
         base = STRATEGIES.build(spec)
         family = family_name(spec)
-        if base.budget_option is None:
+        explicit = base.budget_option is not None and base.budget_option in parse_spec(spec).options
+        if base.budget_option is None or (explicit and base.sample_bank):
             runs = [(base, None)]
+        elif explicit:
+            runs = [(base, int(getattr(base.options, base.budget_option)))]
         elif base.sample_bank:
             runs = [(STRATEGIES.build(spec, **{base.budget_option: top}), None)]
         else:
@@ -144,6 +155,50 @@ def plan(config: EvalConfig, problems: list[Problem]) -> list[Unit]:
             for seed in range(config.seeds):
                 units += [Unit(family, strategy, seed, problem, budget) for problem in problems]
     return units
+
+
+#: what must agree between two runs for a finished unit of one to stand for the same unit of the other
+REUSE_IDENTITY = ("dataset", "model", "budget")
+
+
+def reuse_records(
+    source: Path, config: EvalConfig, todo: list[Unit], store: RecordStore, console: Console
+) -> list[Unit]:
+    """Copy the units of ``todo`` that ``source`` already finished into ``store``; return the rest.
+
+    A unit's key holds its full spec (with the budget option it ran at), seed, problem id and budget,
+    so a stored record stands for it when the runs agree on dataset, model and compute cap (checked
+    here, naming the difference). Copied records keep their own usage and say where they came from
+    (``reused_from``), so a new strategy is compared with an existing baseline without regenerating it.
+    """
+    manifest_path = source / MANIFEST
+    if not manifest_path.exists():
+        raise UsageError(f"--reuse {source}: no {MANIFEST} there (not an eval run directory)")
+    stored = json.loads(manifest_path.read_text())
+    current = config.manifest()
+    differences = [
+        f"{key}: {stored.get(key)!r} there, {current[key]!r} here"
+        for key in REUSE_IDENTITY
+        if stored.get(key) != current[key]
+    ]
+    if differences:
+        raise UsageError(
+            f"--reuse {source}: the runs differ, so its records would not be the same work: "
+            + "; ".join(differences)
+        )
+    available = {record_key(r): r for r in RecordStore(source).load()}
+    remaining = []
+    for unit in todo:
+        record = available.get(unit.key)
+        if record is None:
+            remaining.append(unit)
+        else:
+            store.append({**record, "family": unit.family, "reused_from": str(source)})
+    console.print(
+        f"reused {len(todo) - len(remaining)} finished units from {source}, {len(remaining)} to do",
+        highlight=False,
+    )
+    return remaining
 
 
 def check_manifest(directory: Path, config: EvalConfig, resume: bool, existing: int) -> None:
@@ -253,6 +308,8 @@ async def run_eval(
     todo = [u for u in units if u.key not in done]
     if resume:
         console.print(f"resuming: {len(done)} finished, {len(todo)} to do", highlight=False)
+    if config.reuse and todo:
+        todo = reuse_records(Path(config.reuse), config, todo, store, console)
 
     await backend.start()
     capacity = Capacity(max(config.concurrency, 1))

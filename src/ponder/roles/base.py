@@ -5,7 +5,7 @@ Inference-Time Techniques", Saad-Falcon et al., 2024; Mixture-of-Agents, Wang et
 generator adds candidates, a critic writes critiques, a ranker orders and trims, a fuser synthesises
 one answer from several, a verifier filters, a test generator writes tests and a test runner runs them.
 Every role may run on its own model (``model``, with ``base_url`` for an OpenAI-compatible server),
-built once by ``ponder.backends.make_backend``; its calls are billed on the ledger line
+built once by ``ponder.backends.Backends``; its calls are billed on the ledger line
 ``role:NAME@MODEL``, so a pipeline shows what each role and each model cost.
 
 A role's options model is also its pipeline layer schema (``ponder.pipelines``): the ``role`` field
@@ -15,7 +15,6 @@ names the role, ``name`` labels the layer and its ledger line.
 from __future__ import annotations
 
 import abc
-import asyncio
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -23,7 +22,7 @@ from typing import TYPE_CHECKING, Annotated, Any, ClassVar
 
 from pydantic import BeforeValidator, Field, PlainSerializer
 
-from ponder.backends import Backend, Generation, GenRequest, make_backend
+from ponder.backends import Backend, Backends, Generation, GenRequest
 from ponder.core.registry import Options, Registry
 from ponder.core.types import Candidate, Message, Problem
 
@@ -74,32 +73,6 @@ class Pool:
 
     def critique(self, candidate: Candidate) -> str | None:
         return self.critiques.get(id(candidate))
-
-
-class Backends:
-    """Backends for the models that roles name, built once and started on first use.
-
-    A role that names no model (or the context's own) uses ``ctx.backend``. ``add`` supplies a ready
-    backend for a name (a custom client, or a scripted one in tests) instead of building one.
-    """
-
-    def __init__(self) -> None:
-        self._built: dict[tuple[str | None, str | None], Backend] = {}
-        self._lock = asyncio.Lock()
-
-    def add(self, model: str, backend: Backend, base_url: str | None = None) -> None:
-        self._built[(model, base_url)] = backend
-
-    async def get(self, ctx: Context, model: str | None = None, base_url: str | None = None) -> Backend:
-        if base_url is None and model in (None, ctx.backend.model):
-            return ctx.backend
-        async with self._lock:
-            key = (model, base_url)
-            if key not in self._built:
-                backend = make_backend(model=model, base_url=base_url)
-                await backend.start()
-                self._built[key] = backend
-            return self._built[key]
 
 
 async def ask(
@@ -182,7 +155,7 @@ class Role(abc.ABC):
         return self.options.name or self.kind
 
     async def backend(self, ctx: Context, model: str | None = None) -> Backend:
-        return await self.backends.get(ctx, model or self.options.model, self.options.base_url)
+        return await self.backends.get(ctx.backend, model or self.options.model, self.options.base_url)
 
     async def call(
         self, ctx: Context, requests: list[GenRequest], model: str | None = None

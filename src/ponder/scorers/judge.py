@@ -8,7 +8,7 @@ Zheng et al., 2023, there 1–10); score = rating / 10, 0.5 when no rating can b
 ``mode=auto`` (the default) is ``logprob`` when the judge's backend declares logprobs, else ``verbal``.
 
 ``model`` (with ``base_url`` for an OpenAI-compatible server) runs the judge on another backend than the
-generator, built by ``ponder.backends.make_backend``; its calls are still billed on ``scorer:judge``.
+generator, built once by ``ponder.backends.Backends``; its calls are still billed on ``scorer:judge``.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field
 
-from ponder.backends import Backend, GenRequest, make_backend
+from ponder.backends import Backends, GenRequest
 from ponder.core.registry import Options
 from ponder.core.types import Candidate, Problem, TokenLogprob
 from ponder.scorers.base import SCORERS, Scorer, review_request
@@ -97,16 +97,7 @@ class JudgeScorer(Scorer):
 
     def __init__(self, options: JudgeOptions):
         super().__init__(options)
-        self._backend: Backend | None = None
-
-    def backend(self, ctx: Context) -> Backend:
-        """The judge's own backend if ``model`` or ``base_url`` is set (built once), else the generator's."""
-        options: JudgeOptions = self.options  # type: ignore[assignment]
-        if options.model is None and options.base_url is None:
-            return ctx.backend
-        if self._backend is None:
-            self._backend = make_backend(model=options.model, base_url=options.base_url)
-        return self._backend
+        self.backends = Backends()
 
     def request(self, problem: Problem, candidate: Candidate, use_logprobs: bool) -> GenRequest:
         options: JudgeOptions = self.options  # type: ignore[assignment]
@@ -129,11 +120,9 @@ class JudgeScorer(Scorer):
 
     async def score(self, problem: Problem, candidates: list[Candidate], ctx: Context) -> list[float]:
         options: JudgeOptions = self.options  # type: ignore[assignment]
-        backend = self.backend(ctx)
+        backend = await self.backends.get(ctx.backend, options.model, options.base_url)
         use_logprobs = backend.capabilities.logprobs if options.mode == "auto" else options.mode == "logprob"
         requests = [self.request(problem, c, use_logprobs) for c in candidates]
-        if backend is not ctx.backend:
-            await backend.start()
         results = await self.review(ctx, candidates, requests, backend=backend)
         scores = []
         for [generation] in results:

@@ -20,8 +20,9 @@ from typing import Any
 
 from pydantic import Field
 
+from ponder.backends import Backends
 from ponder.core.types import Message, Problem, Result
-from ponder.roles.base import Backends, ask, seeds
+from ponder.roles.base import ask, seeds
 from ponder.roles.text import numbered_items, with_dependencies
 from ponder.strategies.base import STRATEGIES, Context, SamplingOptions, Strategy
 
@@ -59,7 +60,7 @@ class AtomOfThoughts(Strategy):
 
     async def run(self, problem: Problem, ctx: Context) -> Result:
         options: AtomOfThoughtsOptions = self.options  # type: ignore[assignment]
-        backend = await self.backends.get(ctx, options.model, options.base_url)
+        backend = await self.backends.get(ctx.backend, options.model, options.base_url)
         next_seed = seeds(ctx, options.seed)
         question = problem.question
         transitions: list[dict[str, Any]] = []

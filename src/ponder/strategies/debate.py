@@ -19,8 +19,9 @@ import asyncio
 
 from pydantic import Field
 
+from ponder.backends import Backends
 from ponder.core.types import Candidate, Message, Problem, Result
-from ponder.roles.base import Backends, Names, ask, persona_line, seeds, shown, with_system
+from ponder.roles.base import Names, ask, persona_line, seeds, shown, with_system
 from ponder.scorers import majority_vote
 from ponder.strategies.base import STRATEGIES, Context, SamplingOptions, Strategy
 
@@ -101,6 +102,6 @@ class Debate(Strategy):
                 Message("user", DEBATE_TEMPLATE.format(others=others)),
             )
         request = ctx.request(problem, options, n=1).with_(messages=messages, seed=seed)
-        backend = await self.backends.get(ctx, model, options.base_url)
+        backend = await self.backends.get(ctx.backend, model, options.base_url)
         [[generation]] = await ask(ctx, f"agent{index + 1}", backend, [request])
         return ctx.candidate(generation)

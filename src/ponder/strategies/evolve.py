@@ -16,8 +16,9 @@ from __future__ import annotations
 
 from pydantic import Field
 
+from ponder.backends import Backends
 from ponder.core.types import Candidate, Problem, Result
-from ponder.roles.base import Backends, ask, seeds, shown, with_system
+from ponder.roles.base import ask, seeds, shown, with_system
 from ponder.scorers import SCORERS
 from ponder.scorers.selection import argmax
 from ponder.strategies.base import STRATEGIES, Context, SamplingOptions, Strategy
@@ -52,7 +53,7 @@ class Evolve(Strategy):
 
     async def run(self, problem: Problem, ctx: Context) -> Result:
         options: EvolveOptions = self.options  # type: ignore[assignment]
-        backend = await self.backends.get(ctx, options.model, options.base_url)
+        backend = await self.backends.get(ctx.backend, options.model, options.base_url)
         next_seed = seeds(ctx, options.seed)
         candidates: list[Candidate] = []
         parents: list[Candidate] = []

@@ -17,9 +17,10 @@ from itertools import combinations
 
 from pydantic import Field
 
+from ponder.backends import Backends
 from ponder.backends.base import GenRequest
 from ponder.core.types import Message, Problem, Result
-from ponder.roles.base import Backends, ask, seeds, with_user_note
+from ponder.roles.base import ask, seeds, with_user_note
 from ponder.roles.text import numbered_items
 from ponder.scorers import SCORERS, majority_vote
 from ponder.scorers.selection import argmax
@@ -57,7 +58,7 @@ class PlanSearch(Strategy):
 
     async def run(self, problem: Problem, ctx: Context) -> Result:
         options: PlanSearchOptions = self.options  # type: ignore[assignment]
-        backend = await self.backends.get(ctx, options.model, options.base_url)
+        backend = await self.backends.get(ctx.backend, options.model, options.base_url)
         next_seed = seeds(ctx, options.seed)
 
         def asking(prompt: str) -> GenRequest:

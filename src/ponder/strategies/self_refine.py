@@ -6,7 +6,7 @@
   stop signal and refines at most 4 times; default 3 here).
 * ``critique-refine`` ("Enhancing LLM Reasoning via Critique Models with Test-Time and Training-Time
   Supervision", Xi et al., 2024): a critic, possibly another model (``critic_model``, with
-  ``critic_base_url`` for an OpenAI-compatible server, built by ``ponder.backends.make_backend`` as the
+  ``critic_base_url`` for an OpenAI-compatible server, built once by ``ponder.backends.Backends`` as the
   judge scorer does), points out the first wrong step; the actor revises; default 2 rounds (the issue's
   spec). The paper pairs critique-refine with a vote across parallel samples.
 
@@ -24,7 +24,7 @@ from typing import Any
 
 from pydantic import Field
 
-from ponder.backends import Backend, make_backend
+from ponder.backends import Backend, Backends
 from ponder.core.types import Message, Problem, Result
 from ponder.scorers import majority_vote
 from ponder.scorers.base import review_request
@@ -73,14 +73,12 @@ class SelfRefine(Strategy):
     system_prompt = FEEDBACK_SYSTEM_PROMPT
     template = FEEDBACK_TEMPLATE
 
-    def critic(self, ctx: Context) -> Backend:
+    async def critic(self, ctx: Context) -> Backend:
         return ctx.backend
 
     async def run(self, problem: Problem, ctx: Context) -> Result:
         options: SelfRefineOptions = self.options  # type: ignore[assignment]
-        critic = self.critic(ctx)
-        if critic is not ctx.backend:
-            await critic.start()
+        critic = await self.critic(ctx)
         chains = await asyncio.gather(
             *(self.chain(problem, ctx, critic, index) for index in range(options.n))
         )
@@ -144,13 +142,9 @@ class CritiqueRefine(SelfRefine):
 
     def __init__(self, options: CritiqueRefineOptions):
         super().__init__(options)
-        self._critic: Backend | None = None
+        self.backends = Backends()
 
-    def critic(self, ctx: Context) -> Backend:
+    async def critic(self, ctx: Context) -> Backend:
         """The critic's own backend when ``critic_model`` or ``critic_base_url`` is set, else the actor's."""
         options: CritiqueRefineOptions = self.options  # type: ignore[assignment]
-        if options.critic_model is None and options.critic_base_url is None:
-            return ctx.backend
-        if self._critic is None:
-            self._critic = make_backend(model=options.critic_model, base_url=options.critic_base_url)
-        return self._critic
+        return await self.backends.get(ctx.backend, options.critic_model, options.critic_base_url)
