@@ -9,6 +9,7 @@ import pytest
 
 from ponder.backends import Capabilities, GenRequest, Reply, ScriptedBackend
 from ponder.core.errors import BackendError, UsageError
+from ponder.eval.report import write_report
 from ponder.eval.runner import EvalConfig, family_name, run_eval, write_summary
 from ponder.eval.store import RecordStore, record_key
 
@@ -155,6 +156,8 @@ async def test_reuse_copies_an_earlier_runs_finished_units_instead_of_running_th
     assert all(r["reused_from"] == str(first) for r in reused)
     alone = json.loads((first / "summary.json").read_text())["rows"]
     assert [r for r in summary["rows"] if r["strategy"] == "self-consistency"] == alone  # the same curve
+    write_report(tmp_path / "second")
+    assert f"reused from {first}" in (tmp_path / "second" / "report.html").read_text()
     with pytest.raises(UsageError, match="model: 'scripted' there, 'other' here"):
         await run_eval(
             config(dataset, reuse=str(first), model="other"),

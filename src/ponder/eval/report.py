@@ -448,9 +448,10 @@ def _tokens(usage: dict[str, Any]) -> int | None:
 
 
 def _record_label(record: dict[str, Any]) -> str:
-    """Strategy, budget (for records run at one budget) and seed, unescaped."""
+    """Strategy, budget (for records run at one budget), seed and the run it was reused from, unescaped."""
     budget = f" · budget {record['budget']}" if record.get("budget") is not None else ""
-    return f"{record.get('strategy')}{budget} · seed {record.get('seed')}"
+    reused = f" · reused from {record['reused_from']}" if record.get("reused_from") else ""
+    return f"{record.get('strategy')}{budget} · seed {record.get('seed')}{reused}"
 
 
 def _usage_by_line_html(record: dict[str, Any]) -> str:
