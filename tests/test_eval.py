@@ -10,8 +10,9 @@ import pytest
 from ponder.backends import Capabilities, GenRequest, Reply, ScriptedBackend
 from ponder.core.errors import BackendError, UsageError
 from ponder.eval.report import write_report
-from ponder.eval.runner import EvalConfig, family_name, run_eval, write_summary
+from ponder.eval.runner import EvalConfig, family_name, plan, run_eval, write_summary
 from ponder.eval.store import RecordStore, record_key
+from ponder.tasks.datasets import load_dataset
 
 # per problem, the four samples' answers: the reference is the problem number
 SAMPLES = {"1": ["1", "1", "7", "8"], "2": ["5", "2", "2", "9"], "3": ["3", "4", "4", "4"]}
@@ -140,6 +141,20 @@ async def test_a_spec_that_sets_its_budget_option_runs_at_that_budget_alone(tmp_
         ("first-finish:temperature=0.5", 4),
     ]
     assert sum(r.n for r in backend.requests) == 3 * (2 + 1 + 4)  # n=2 once; the sweep at 1 and 4
+
+
+def test_work_runs_problem_by_problem_so_a_stopped_run_compares_strategies_on_the_same_problems(
+    tmp_path: Path,
+) -> None:
+    dataset = write_dataset(tmp_path / "data.jsonl")
+    problems = load_dataset(dataset).problems()
+    units = plan(config(dataset, strategies=["greedy", "first-finish"], budgets=[1, 2]), problems)
+    assert [(u.problem.id, u.family, u.budget) for u in units[:4]] == [
+        (problems[0].id, "greedy", None),
+        (problems[0].id, "first-finish", 1),
+        (problems[0].id, "first-finish", 2),
+        (problems[1].id, "greedy", None),
+    ]
 
 
 async def test_reuse_copies_an_earlier_runs_finished_units_instead_of_running_them(tmp_path: Path) -> None:

@@ -154,6 +154,10 @@ def plan(config: EvalConfig, problems: list[Problem]) -> list[Unit]:
         for strategy, budget in runs:
             for seed in range(config.seeds):
                 units += [Unit(family, strategy, seed, problem, budget) for problem in problems]
+    # problem by problem (every strategy on problem 1, then on problem 2...): a run stopped early has
+    # compared its strategies on the same problems, instead of finishing one strategy before the next
+    position = {str(problem.id): index for index, problem in enumerate(problems)}
+    units.sort(key=lambda unit: (position[str(unit.problem.id)], unit.seed))
     return units
 
 
