@@ -14,6 +14,7 @@ from ponder.core.errors import UsageError
 from ponder.eval.compare import compare_runs, default_grid
 from ponder.eval.metrics import interpolate_log
 from ponder.eval.report import (
+    _record_html,
     load_records,
     render_summary_table,
     write_curves,
@@ -281,3 +282,32 @@ def test_compare_runs_warns_when_datasets_differ(tmp_path: Path) -> None:
     assert "warning" in console.export_text()
     assert result["rows"], "still compared"
     assert [row["tokens"] for row in result["rows"]] == [150.0, 256.0, 512.0, 1024.0, 2048.0]
+
+
+def test_a_search_tree_trace_is_drawn_with_the_winning_path_marked() -> None:
+    def node(id: int, parent: int | None, text: str, score: float | None, state: str) -> dict[str, Any]:
+        depth = 0 if parent is None else 1 + (parent > 0)
+        return {
+            "id": id,
+            "parent": parent,
+            "depth": depth,
+            "text": text,
+            "score": score,
+            "state": state,
+            "tokens": 4 * depth,
+        }
+
+    nodes = [
+        node(0, None, "", None, "kept"),
+        node(1, 0, "Step A.\n\n", 0.9, "kept"),
+        node(2, 0, "Step <B>.\n\n", 0.1, "pruned"),
+        node(3, 1, "So \\boxed{7}", 0.8, "finished"),
+    ]
+    record = {"text": "Step A.\n\nSo \\boxed{7}", "trace": {"kind": "search-tree", "nodes": nodes}}
+    page = _record_html(record)
+    assert "search tree: 4 nodes, 1 finished, 1 pruned" in page
+    assert page.count('<li class="chosen">') == 3  # the root, step A and the finished leaf
+    assert "Step &lt;B&gt;." in page and "score 0.100" in page  # the pruned branch is shown, escaped
+    debate = _record_html({"trace": {"rounds": [["4", "5"], ["5", "5"]]}})
+    assert "<summary>trace</summary>" in debate and "&quot;rounds&quot;" in debate
+    assert "trace" not in _record_html({"text": "x"})

@@ -283,6 +283,11 @@ details.record.right { border-left-color: #2e9e4f; } details.record.wrong { bord
 .id { font-family: ui-monospace, monospace; } .muted { color: #777; }
 tr.chosen td { background: #eef7ee; }
 .controls { margin: .5em 0 1em; } .controls button, .controls select { margin-right: .5em; }
+ul.tree { list-style: none; padding-left: 1.1em; margin: .1em 0; border-left: 1px dotted #ccc; }
+ul.tree > li { margin: .15em 0; } ul.tree pre { margin: .1em 0; max-height: 8em; overflow: auto; }
+.state { display: inline-block; border-radius: 3px; padding: 0 .35em; font-size: .8em; background: #ddd; }
+.state.finished { background: #cfe9d6; } .state.pruned, .state.truncated { background: #f3d5d3; }
+li.chosen > .node { font-weight: 600; } li.chosen > .node::before { content: "▶ "; color: #2e9e4f; }
 """
 
 SCRIPT = """
@@ -492,8 +497,63 @@ def _record_html(record: dict[str, Any]) -> str:
     )
     return (
         f'<details class="record {outcome}"><summary>{summary}</summary>{notes}'
-        f"{_votes_html(record)}{_candidates_html(record)}{_usage_by_line_html(record)}</details>"
+        f"{_votes_html(record)}{_candidates_html(record)}{_trace_html(record)}{_usage_by_line_html(record)}"
+        "</details>"
     )
+
+
+def _search_tree_html(nodes: list[dict[str, Any]], chosen_text: str | None) -> str:
+    """The search tree as nested lists: each step with its state, score and tokens; the path to the
+    chosen answer marked, so the report shows why an answer won and what was pruned on the way."""
+    children: dict[Any, list[dict[str, Any]]] = {}
+    solution: dict[Any, str] = {}
+    parent_of: dict[Any, Any] = {}
+    for node in nodes:  # parents come before their children
+        children.setdefault(node.get("parent"), []).append(node)
+        parent_of[node["id"]] = node.get("parent")
+        solution[node["id"]] = solution.get(node.get("parent"), "") + str(node.get("text") or "")
+    chosen: set[Any] = set()
+    leaf = next(
+        (n["id"] for n in nodes if n.get("state") == "finished" and solution[n["id"]] == chosen_text), None
+    )
+    while leaf is not None:
+        chosen.add(leaf)
+        leaf = parent_of.get(leaf)
+
+    def render(node: dict[str, Any]) -> str:
+        state = str(node.get("state"))
+        facts = [f"depth {node.get('depth')}", f"{node.get('tokens')} tokens"]
+        if node.get("score") is not None:
+            facts.insert(0, f"score {node['score']:.3f}")
+        if node.get("rollout"):
+            facts.append("rollout")
+        kids = "".join(render(child) for child in children.get(node["id"], []))
+        text = f"<pre>{_e(node.get('text'))}</pre>" if node.get("text") else ""
+        css = ' class="chosen"' if node["id"] in chosen else ""
+        return (
+            f'<li{css}><span class="node"><span class="state {_e(state)}">{_e(state)}</span> '
+            f'<span class="muted">{" · ".join(facts)}</span></span>{text}'
+            + (f'<ul class="tree">{kids}</ul>' if kids else "")
+            + "</li>"
+        )
+
+    counts = {state: sum(1 for n in nodes if n.get("state") == state) for state in ("finished", "pruned")}
+    roots = "".join(render(node) for node in children.get(None, []))
+    return (
+        f"<details><summary>search tree: {len(nodes)} nodes, {counts['finished']} finished, "
+        f'{counts["pruned"]} pruned</summary><ul class="tree">{roots}</ul></details>'
+    )
+
+
+def _trace_html(record: dict[str, Any]) -> str:
+    """A strategy's trace: a search tree drawn as a tree, anything else (debate rounds, pipeline
+    layers, an anytime curve) as indented JSON."""
+    trace = record.get("trace")
+    if trace is None:
+        return ""
+    if isinstance(trace, dict) and trace.get("kind") == "search-tree":
+        return _search_tree_html(list(trace.get("nodes") or []), record.get("text"))
+    return f"<details><summary>trace</summary><pre>{_e(json.dumps(trace, indent=1))}</pre></details>"
 
 
 def _chip(record: dict[str, Any]) -> str:
