@@ -93,6 +93,8 @@ def test_parse_tests() -> None:
         "assert f(3) == 3",
     ]
     assert parse_tests("no block", 5) == []
+    restated = _fenced("from typing import List\ndef f(x):\n    return 1\nassert f(2) == 2")
+    assert parse_tests(restated, 5) == ["from typing import List\nassert f(2) == 2"]  # not the writer's f
 
 
 # -- hostile snippets ---------------------------------------------------------------------------------

@@ -127,15 +127,21 @@ def run_all(codes: list[str | None], tests: list[str], options: ExecutionOptions
 
 
 def parse_tests(text: str, k: int) -> list[str]:
-    """Up to ``k`` tests from a reply: each top-level assert of its code block, after the setup lines."""
+    """Up to ``k`` tests from a reply: each top-level assert of its code block, after the setup lines.
+
+    Function and class definitions are left out of the setup: a test writer that restates the solution
+    beside its asserts would otherwise replace the candidate's function with its own, and every
+    candidate would pass or fail alike.
+    """
     code = extract_code(text) or ""
     try:
         tree = ast.parse(code)
     except SyntaxError:  # keep the lines that parse on their own
         asserts = [line.strip() for line in code.splitlines() if line.strip().startswith("assert ")]
         return [line for line in asserts if _parses(line)][:k]
+    definitions = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Assert)
     setup = [
-        ast.get_source_segment(code, node) or "" for node in tree.body if not isinstance(node, ast.Assert)
+        ast.get_source_segment(code, node) or "" for node in tree.body if not isinstance(node, definitions)
     ]
     prelude = "\n".join(part for part in setup if part)
     tests = [ast.get_source_segment(code, node) or "" for node in tree.body if isinstance(node, ast.Assert)]
