@@ -9,6 +9,7 @@ appended to the store at once, so ``--resume`` after a crash repeats nothing and
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import json
 import time
@@ -95,23 +96,32 @@ class Unit:
 
 
 class Capacity:
-    """A counting limit on samples in flight, where each unit takes as many as it draws at once.
+    """A first-come, first-served limit on samples in flight, where each unit takes as many as it draws.
 
     With a plain per-problem limit, four 16-sample problems would interleave their 64 requests and
     finish together at the end; holding min(n, capacity) lets one problem fill the backend's slots and
-    finish (and be stored) before the next starts, at the same throughput.
+    finish (and be stored) before the next starts, at the same throughput. Units are served in the
+    order they asked, so one-call strategies of later problems cannot keep overtaking a 4-sample search
+    waiting on an earlier one (the plan's problem-by-problem order holds).
     """
 
     def __init__(self, total: int):
         self.total = total
         self.free = total
         self.condition = asyncio.Condition()
+        self.queue: collections.deque[object] = collections.deque()
 
     @contextlib.asynccontextmanager
     async def hold(self, amount: int) -> AsyncIterator[None]:
         amount = max(1, min(amount, self.total))
+        ticket = object()
         async with self.condition:
-            await self.condition.wait_for(lambda: self.free >= amount)
+            self.queue.append(ticket)
+            try:
+                await self.condition.wait_for(lambda: self.queue[0] is ticket and self.free >= amount)
+            finally:
+                self.queue.remove(ticket)
+                self.condition.notify_all()  # the next in line may fit now
             self.free -= amount
         try:
             yield
