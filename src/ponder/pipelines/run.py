@@ -32,8 +32,7 @@ async def run_layers(roles: list[Role], problem: Problem, ctx: Context) -> tuple
     pool = Pool(problem)
     trace = []
     for role in roles:
-        if ctx.ledger.exhausted:
-            ctx.budget_exhausted = True
+        if ctx.ledger.exhausted:  # ctx.result reports the budget as what stopped it
             trace.append({"layer": role.name, "role": role.kind, "skipped": "budget met"})
             continue
         step = await role.apply(pool, ctx)

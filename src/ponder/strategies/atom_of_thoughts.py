@@ -65,8 +65,7 @@ class AtomOfThoughts(Strategy):
         question = problem.question
         transitions: list[dict[str, Any]] = []
         for _ in range(options.depth):
-            if ctx.ledger.exhausted:
-                ctx.budget_exhausted = True
+            if ctx.ledger.exhausted:  # ctx.result reports the budget as what stopped it
                 break
             rewrite = ctx.request(problem, options).with_(temperature=0.0, seed=next_seed())
             prompt = DECOMPOSE_PROMPT.format(question=question)

@@ -63,8 +63,7 @@ class Debate(Strategy):
         next_seed = seeds(ctx, options.seed)
         rounds: list[list[Candidate]] = []
         for number in range(options.rounds):
-            if ctx.ledger.exhausted:
-                ctx.budget_exhausted = True
+            if ctx.ledger.exhausted:  # ctx.result reports the budget as what stopped it
                 break
             latest = rounds[-1] if rounds else None
             rounds.append(

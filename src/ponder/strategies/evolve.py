@@ -60,8 +60,7 @@ class Evolve(Strategy):
         population: list[Candidate] = []
         trace = []
         for _ in range(options.rounds):
-            if ctx.ledger.exhausted:
-                ctx.budget_exhausted = True
+            if ctx.ledger.exhausted:  # ctx.result reports the budget as what stopped it
                 break
             messages = with_system(problem.as_messages(ctx.system_prompt), self.improvement_prompt(parents))
             request = ctx.request(problem, options, n=options.population, logprobs=self.scorer.needs_logprobs)

@@ -77,8 +77,7 @@ class QAlign(Strategy):
         candidates, chain = [current], [0]
         steps: list[dict[str, Any]] = []
         for step in range(options.steps):
-            if ctx.ledger.exhausted:
-                ctx.budget_exhausted = True
+            if ctx.ledger.exhausted:  # ctx.result reports the budget as what stopped it
                 break
             pieces = words(current.text)
             cut = ctx.rng.randrange(len(pieces)) if ctx.backend.capabilities.continuation else 0

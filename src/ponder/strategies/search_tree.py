@@ -270,6 +270,4 @@ class StepSearch(Strategy):
 
     def out_of_budget(self, ctx: Context) -> bool:
         """Whether the budget is met (then the search stops and returns what finished)."""
-        if ctx.ledger.exhausted:
-            ctx.budget_exhausted = True
-        return ctx.budget_exhausted
+        return ctx.budget_exhausted or ctx.ledger.exhausted
