@@ -171,6 +171,19 @@ def plan(config: EvalConfig, problems: list[Problem]) -> list[Unit]:
     return units
 
 
+def setting_differences(
+    stored: dict[str, Any], config: EvalConfig, keys: tuple[str, ...], was: str, now: str
+) -> str:
+    """``key: stored WAS, current NOW`` for each of ``keys`` where a stored manifest and ``config``
+    differ, joined by "; " (empty when they agree): the message that refuses a resume or a reuse."""
+    current = config.manifest()
+    return "; ".join(
+        f"{key}: {stored.get(key)!r} {was}, {current[key]!r} {now}"
+        for key in keys
+        if stored.get(key) != current[key]
+    )
+
+
 #: what must agree between two runs for a finished unit of one to stand for the same unit of the other
 REUSE_IDENTITY = ("dataset", "model", "budget")
 
@@ -188,17 +201,12 @@ def reuse_records(
     manifest_path = source / MANIFEST
     if not manifest_path.exists():
         raise UsageError(f"--reuse {source}: no {MANIFEST} there (not an eval run directory)")
-    stored = json.loads(manifest_path.read_text())
-    current = config.manifest()
-    differences = [
-        f"{key}: {stored.get(key)!r} there, {current[key]!r} here"
-        for key in REUSE_IDENTITY
-        if stored.get(key) != current[key]
-    ]
+    differences = setting_differences(
+        json.loads(manifest_path.read_text()), config, REUSE_IDENTITY, "there", "here"
+    )
     if differences:
         raise UsageError(
-            f"--reuse {source}: the runs differ, so its records would not be the same work: "
-            + "; ".join(differences)
+            f"--reuse {source}: the runs differ, so its records would not be the same work: {differences}"
         )
     available = {record_key(r): r for r in RecordStore(source).load()}
     remaining = []
@@ -221,19 +229,13 @@ def check_manifest(directory: Path, config: EvalConfig, resume: bool, existing: 
         raise UsageError(
             f"{directory} already holds {existing} records: pass --resume to continue, or another --out"
         )
-    if resume and path.exists():
-        stored = json.loads(path.read_text())
-        current = config.manifest()
-        differences = [
-            f"{key}: {stored.get(key)!r} then, {current[key]!r} now"
-            for key in config.identity
-            if stored.get(key) != current[key]
-        ]
+    stored = json.loads(path.read_text()) if resume and path.exists() else {}
+    if stored:
+        differences = setting_differences(stored, config, config.identity, "then", "now")
         if differences:
-            raise UsageError(f"--resume with different settings than {path}: " + "; ".join(differences))
+            raise UsageError(f"--resume with different settings than {path}: {differences}")
     directory.mkdir(parents=True, exist_ok=True)
-    started = json.loads(path.read_text()).get("started") if resume and path.exists() else None
-    started = started or datetime.now(UTC).isoformat()
+    started = stored.get("started") or datetime.now(UTC).isoformat()
     path.write_text(json.dumps({**config.manifest(), "started": started}, indent=2))
 
 
