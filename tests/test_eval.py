@@ -161,21 +161,25 @@ async def test_reuse_copies_an_earlier_runs_finished_units_instead_of_running_th
     dataset = write_dataset(tmp_path / "data.jsonl")
     first = tmp_path / "first"
     await run_eval(config(dataset, strategies=["self-consistency"]), Scripted(), first, show_progress=False)
+    greedy_run = tmp_path / "greedy"
+    only_greedy = config(dataset, strategies=["greedy"], limit=1)
+    await run_eval(only_greedy, Scripted(), greedy_run, show_progress=False)
     backend = Scripted()
-    both = config(dataset, reuse=str(first))
+    both = config(dataset, reuse=[str(first), str(greedy_run)])
     summary = await run_eval(both, backend, tmp_path / "second", show_progress=False)
-    assert len(backend.requests) == 3 and all(r.n == 1 for r in backend.requests)  # greedy alone ran
+    assert len(backend.requests) == 2 and all(r.n == 1 for r in backend.requests)  # greedy of 2 problems ran
     records = RecordStore(tmp_path / "second").load()
     reused = [r for r in records if r.get("reused_from")]
-    assert len(records) == 6 and {r["strategy"] for r in reused} == {"self-consistency:n=4"}
-    assert all(r["reused_from"] == str(first) for r in reused)
+    assert len(records) == 6 and len(reused) == 4
+    assert {r["reused_from"] for r in reused if r["strategy"] == "self-consistency:n=4"} == {str(first)}
+    assert {r["reused_from"] for r in reused if r["strategy"] == "greedy"} == {str(greedy_run)}
     alone = json.loads((first / "summary.json").read_text())["rows"]
     assert [r for r in summary["rows"] if r["strategy"] == "self-consistency"] == alone  # the same curve
     write_report(tmp_path / "second")
     assert f"reused from {first}" in (tmp_path / "second" / "report.html").read_text()
     with pytest.raises(UsageError, match="model: 'scripted' there, 'other' here"):
         await run_eval(
-            config(dataset, reuse=str(first), model="other"),
+            config(dataset, reuse=[str(first)], model="other"),
             Scripted(),
             tmp_path / "third",
             show_progress=False,

@@ -91,8 +91,10 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument(
         "--reuse",
         type=Path,
-        default=None,
-        help="copy units an earlier run (same dataset, model, cap) finished instead of running them again",
+        action="append",
+        default=[],
+        help="copy units an earlier run (same dataset, model, cap) finished instead of running them again"
+        " (repeatable; the first run holding a unit gives it)",
     )
     evaluate.add_argument(
         "--rule",
@@ -277,7 +279,7 @@ def command_eval(args: argparse.Namespace) -> int:
         command=shlex.join(["ponder", *sys.argv[1:]]),
         rules=list(args.rule),
         budget=args.budget,
-        reuse=str(args.reuse) if args.reuse else None,
+        reuse=[str(path) for path in args.reuse],
     )
 
     async def run() -> dict:

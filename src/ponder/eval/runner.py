@@ -61,8 +61,8 @@ class EvalConfig:
     rules: list[str] = field(default_factory=list)
     #: compute cap on every problem (``tokens=4000,calls=16``), for strategies with no budget option
     budget: str | None = None
-    #: an earlier run whose finished units (same dataset, model, cap and spec) are copied, not re-run
-    reuse: str | None = None
+    #: earlier runs whose finished units (same dataset, model, cap and spec) are copied, not re-run
+    reuse: list[str] = field(default_factory=list)
     #: fields that must match when resuming (the rest may change between attempts)
     identity: tuple[str, ...] = field(
         default=("dataset", "strategies", "budgets", "seeds", "limit", "model", "budget")
@@ -324,8 +324,9 @@ async def run_eval(
     todo = [u for u in units if u.key not in done]
     if resume:
         console.print(f"resuming: {len(done)} finished, {len(todo)} to do", highlight=False)
-    if config.reuse and todo:
-        todo = reuse_records(Path(config.reuse), config, todo, store, console)
+    for source in config.reuse:
+        if todo:
+            todo = reuse_records(Path(source), config, todo, store, console)
 
     await backend.start()
     capacity = Capacity(max(config.concurrency, 1))
