@@ -355,8 +355,10 @@ async def test_rows_carry_self_consistency_accuracy_at_their_own_tokens(tmp_path
     curve = [(r["mean_tokens"], r["accuracy"]) for r in rows if r["strategy"] == "self-consistency"]
     others = [r for r in rows if r["strategy"] != "self-consistency"]
     assert others and all(r["baseline"] == "self-consistency" for r in others)
+    flops_curve = [(r["mean_flops"], r["accuracy"]) for r in rows if r["strategy"] == "self-consistency"]
     for row in others:
         assert row["baseline_accuracy"] == interpolate_log(curve, row["mean_tokens"])
+        assert row["baseline_accuracy_flops"] == interpolate_log(flops_curve, row["mean_flops"])
     # best-of-n by confidence spends the same tokens per sample here, so it sits on the curve
     assert any(r["baseline_accuracy"] is not None for r in others)
 

@@ -155,6 +155,18 @@ def test_write_curves_makes_a_png(run_directory: Path, tmp_path: Path) -> None:
     assert len(data) > 20_000
 
 
+def test_curves_add_an_accuracy_vs_flops_panel_only_where_flops_were_measured(tmp_path: Path) -> None:
+    def width(summary: dict) -> int:
+        write_curves(summary, tmp_path / "curves.png")
+        return int.from_bytes((tmp_path / "curves.png").read_bytes()[16:20], "big")  # PNG IHDR width
+
+    summary = _summary()
+    with_flops = width(summary)
+    for row in summary["rows"]:
+        row["mean_flops"] = 0.0  # a backend that does not know its model's size
+    assert with_flops == pytest.approx(width(summary) * 3 / 2, abs=2)  # three panels instead of two
+
+
 def test_write_curves_survives_a_summary_without_coverage(tmp_path: Path) -> None:
     summary = {
         "run": {"dataset": "d", "model": "m", "problems": 1},
@@ -311,3 +323,24 @@ def test_a_search_tree_trace_is_drawn_with_the_winning_path_marked() -> None:
     debate = _record_html({"trace": {"rounds": [["4", "5"], ["5", "5"]]}})
     assert "<summary>trace</summary>" in debate and "&quot;rounds&quot;" in debate
     assert "trace" not in _record_html({"text": "x"})
+
+
+def test_a_prompt_cached_search_is_matched_at_its_flops_where_its_tokens_fall_outside() -> None:
+    from ponder.eval.summary import match_baseline
+
+    def row(strategy: str, budget: int | None, tokens: float, flops: float, accuracy: float) -> dict:
+        return {
+            "strategy": strategy,
+            "budget": budget,
+            "mean_tokens": tokens,
+            "mean_flops": flops,
+            "accuracy": accuracy,
+        }
+
+    rows = [row("self-consistency", k, 100.0 * k, 2e9 * k, 0.3 + 0.1 * k.bit_length()) for k in (1, 2, 4)]
+    search = row("beam-search:n=4", None, 800.0, 4e9, 0.9)  # twice the bank's tokens, half its FLOPs
+    match_baseline([*rows, search])
+    assert search["baseline"] == "self-consistency"
+    assert search["baseline_accuracy"] is None  # beyond 400 tokens: no measured point to compare with
+    assert search["baseline_accuracy_flops"] == pytest.approx(0.5)  # k=2's accuracy, at 4e9 FLOPs
+    assert all("baseline" not in r for r in rows)

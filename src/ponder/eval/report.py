@@ -120,15 +120,16 @@ def _draw_panel(
     key: str,
     low_key: str,
     high_key: str,
+    cost: str = "mean_tokens",
 ) -> list[float]:
-    """One panel: ``key`` against mean tokens per strategy. Returns the token counts drawn."""
+    """One panel: ``key`` against ``cost`` (mean tokens or FLOPs) per strategy. Returns the costs drawn."""
     drawn: list[float] = []
     most = max((int(r.get("problems") or 0) for rows in groups.values() for r in rows), default=0)
     for index, (strategy, rows) in enumerate(groups.items()):
-        points = [r for r in rows if r.get(key) is not None and (r.get("mean_tokens") or 0) > 0]
+        points = [r for r in rows if r.get(key) is not None and (r.get(cost) or 0) > 0]
         if not points:
             continue
-        tokens = [r["mean_tokens"] for r in points]
+        tokens = [r[cost] for r in points]
         drawn.extend(tokens)
         values = [r[key] for r in points]
         lows = [r.get(low_key) for r in points]
@@ -160,39 +161,54 @@ def _draw_panel(
 
 
 def _curves_png(summary: dict[str, Any]) -> bytes:
-    """The two-panel figure as PNG bytes (matplotlib's object API: no pyplot, no display, Agg canvas)."""
+    """The figure as PNG bytes (matplotlib's object API: no pyplot, no display, Agg canvas).
+
+    Accuracy and coverage against mean tokens, and, where the run measured FLOPs, accuracy against
+    them: prompt-heavy strategies (a search judging every step) sit far apart on the two cost axes,
+    since FLOPs leave out the prompt tokens the server's cache served."""
     from matplotlib.figure import Figure
     from matplotlib.ticker import FuncFormatter, NullFormatter, PercentFormatter
 
     groups = rows_by_strategy(summary)
     palette = [f"C{i}" for i in range(10)]
     colors = {strategy: palette[i % len(palette)] for i, strategy in enumerate(groups)}
-
-    figure = Figure(figsize=(13, 5.2), dpi=150)
-    left, right = figure.subplots(1, 2)
+    tokens_label = "mean tokens per problem (prompt + completion, log scale)"
     panels = [
-        (left, "accuracy", "ci_low", "ci_high", "accuracy vs compute", "accuracy (% of problems correct)"),
+        ("accuracy", "ci_low", "ci_high", "mean_tokens", "accuracy vs tokens", tokens_label),
         (
-            right,
-            "coverage",
-            "coverage_ci_low",
-            "coverage_ci_high",
-            "coverage (pass@k) vs compute",
-            "coverage: pass@k (% of problems with a correct sample)",
+            "accuracy",
+            "ci_low",
+            "ci_high",
+            "mean_flops",
+            "accuracy vs FLOPs",
+            "mean FLOPs per problem (prompt cache hits left out, log scale)",
         ),
+        ("coverage", "coverage_ci_low", "coverage_ci_high", "mean_tokens", "pass@k vs tokens", tokens_label),
     ]
-    tokens_formatter = FuncFormatter(lambda value, _position: f"{value:,.0f}")
-    for axes, key, low_key, high_key, title, ylabel in panels:
-        drawn = _draw_panel(axes, groups, colors, key, low_key, high_key)
+    if not any((r.get("mean_flops") or 0) > 0 for r in summary.get("rows", [])):
+        del panels[1]  # a backend that reports no model size
+    ylabels = {
+        "accuracy": "accuracy (% of problems correct)",
+        "coverage": "coverage: pass@k (% of problems with a correct sample)",
+    }
+    figure = Figure(figsize=(6.5 * len(panels), 5.2), dpi=150)
+    formatters = {
+        "mean_tokens": FuncFormatter(lambda value, _position: f"{value:,.0f}"),
+        "mean_flops": FuncFormatter(lambda value, _position: f"{value:.2g}"),
+    }
+    for axes, (key, low_key, high_key, cost, title, xlabel) in zip(
+        figure.subplots(1, len(panels)), panels, strict=True
+    ):
+        drawn = _draw_panel(axes, groups, colors, key, low_key, high_key, cost)
         axes.set_title(title, fontsize=11)
-        axes.set_xlabel("mean tokens per problem (prompt + completion, log scale)")
-        axes.set_ylabel(ylabel)
+        axes.set_xlabel(xlabel)
+        axes.set_ylabel(ylabels[key])
         axes.yaxis.set_major_formatter(PercentFormatter(xmax=1.0))
         axes.grid(True, which="major", alpha=0.3)
         axes.grid(True, which="minor", alpha=0.1)
         if drawn:
             axes.set_xscale("log", base=2)  # budgets double, so powers of two make the ticks
-            axes.xaxis.set_major_formatter(tokens_formatter)
+            axes.xaxis.set_major_formatter(formatters[cost])
             axes.xaxis.set_minor_formatter(NullFormatter())
             if math.floor(math.log2(max(drawn))) - math.ceil(math.log2(min(drawn))) < 1:
                 axes.set_xticks(sorted(set(drawn)))  # under two powers of two in range: tick the points
@@ -209,7 +225,7 @@ def _curves_png(summary: dict[str, Any]) -> bytes:
 
 
 def write_curves(summary: dict[str, Any], path: Path) -> None:
-    """Draw accuracy (left) and coverage (right) against mean tokens per problem into a PNG at ``path``."""
+    """Draw accuracy and coverage against mean tokens (and accuracy against FLOPs) into a PNG at ``path``."""
     Path(path).write_bytes(_curves_png(summary))
 
 
@@ -231,14 +247,19 @@ def render_summary_table(summary: dict[str, Any], console: Console) -> None:
         "seconds",
     )
     baseline = next((r["baseline"] for r in summary.get("rows", []) if r.get("baseline")), None)
-    if baseline:  # self-consistency's accuracy at each row's tokens: the fair comparison
-        columns = (*columns, f"{baseline.split(':')[0]} at same tokens")
+    if baseline:  # self-consistency's accuracy at each row's tokens and FLOPs: the fair comparison
+        name = baseline.split(":")[0]
+        columns = (*columns, f"{name} at same tokens", f"{name} at same FLOPs")
     for column in columns:
         table.add_column(column, justify="right")
     for rows in rows_by_strategy(summary).values():
         for row in rows:
             accuracy = f"{_fraction(row.get('accuracy'))} {_interval(row.get('ci_low'), row.get('ci_high'))}"
-            matched = [_fraction(row.get("baseline_accuracy"))] if baseline else []
+            matched = (
+                [_fraction(row.get("baseline_accuracy")), _fraction(row.get("baseline_accuracy_flops"))]
+                if baseline
+                else []
+            )
             table.add_row(
                 escape(str(row.get("strategy"))),  # specs may hold [bracketed] values
                 _budget(row.get("budget")),
@@ -362,6 +383,9 @@ def _summary_html(summary: dict[str, Any]) -> str:
         "FLOPs",
         "problems × seeds",
     ]
+    baseline = next((r["baseline"] for r in summary.get("rows", []) if r.get("baseline")), None)
+    if baseline:
+        headers.append(f"{baseline.split(':')[0]} at same tokens / FLOPs")
     rows = []
     for group in rows_by_strategy(summary).values():
         for row in group:
@@ -383,6 +407,11 @@ def _summary_html(summary: dict[str, Any]) -> str:
                     f"{_e(row.get('problems', MISSING))} × {_e(row.get('seeds', MISSING))}",
                 ]
             )
+            if baseline:
+                rows[-1].append(
+                    f"{_fraction(row.get('baseline_accuracy'))} / "
+                    f"{_fraction(row.get('baseline_accuracy_flops'))}"
+                )
     return _html_table(headers, rows, left=1)
 
 

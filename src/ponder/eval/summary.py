@@ -205,19 +205,25 @@ def _row_dict(row: Row, seed: int) -> dict[str, Any]:
 
 
 def match_baseline(rows: list[dict[str, Any]], baseline: str = "self-consistency") -> None:
-    """Give every row the baseline's accuracy at the row's own mean tokens (``baseline_accuracy``).
+    """Give every row the baseline's accuracy at the row's own mean tokens (``baseline_accuracy``) and
+    at its own mean FLOPs (``baseline_accuracy_flops``).
 
     Strategies that spend compute differently (debate, search, pipelines) are compared with
-    self-consistency where it is fair: at equal measured tokens, read off the first self-consistency
-    curve of the run (its own family, else a ``self-consistency on ...`` re-selection) in log(tokens).
-    None where the row's tokens fall outside that curve's measured range.
+    self-consistency where it is fair: at equal measured cost, read off the first self-consistency
+    curve of the run (its own family, else a ``self-consistency on ...`` re-selection) in log(cost).
+    Two costs, because they part for prompt-heavy strategies: tokens count every prompt token, while
+    FLOPs leave out the prompt tokens the server's cache served (a search that re-reads its partial
+    solution at every step pays for it in tokens, hardly in compute). None where the row's cost falls
+    outside that curve's measured range.
     """
     names = [r["strategy"] for r in rows if r["strategy"].split(" on ")[0].split(":")[0] == baseline]
     if not names:
         return
     name = min(names, key=lambda n: (" on " in n, n))
-    curve = [(r["mean_tokens"], r["accuracy"]) for r in rows if r["strategy"] == name]
+    curve_rows = [r for r in rows if r["strategy"] == name]
     for row in rows:
         if row["strategy"] != name:
             row["baseline"] = name
-            row["baseline_accuracy"] = interpolate_log(curve, row["mean_tokens"])
+            for suffix, cost in (("", "mean_tokens"), ("_flops", "mean_flops")):
+                curve = [(r[cost], r["accuracy"]) for r in curve_rows]
+                row[f"baseline_accuracy{suffix}"] = interpolate_log(curve, row[cost])
