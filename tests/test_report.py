@@ -21,6 +21,7 @@ from ponder.eval.report import (
     write_outputs,
     write_report,
 )
+from ponder.eval.summary import match_baseline
 
 PNG_HEADER = b"\x89PNG\r\n\x1a\n"
 SCARY_QUESTION = 'What is 2 < 3 and <script>alert("x")</script> & 5?'
@@ -325,22 +326,39 @@ def test_a_search_tree_trace_is_drawn_with_the_winning_path_marked() -> None:
     assert "trace" not in _record_html({"text": "x"})
 
 
+def _costed_row(strategy: str, per_problem: dict[str, tuple[float, float, float]]) -> dict:
+    """A summary row from (accuracy, tokens, FLOPs) per problem, as ``summarize`` writes it."""
+    values = {p: dict(zip(("accuracy", "tokens", "flops"), v, strict=True)) for p, v in per_problem.items()}
+    return {
+        "strategy": strategy,
+        "per_problem": values,
+        **{
+            key: sum(v[i] for v in per_problem.values()) / len(per_problem)
+            for i, key in enumerate(("accuracy", "mean_tokens", "mean_flops"))
+        },
+    }
+
+
 def test_a_prompt_cached_search_is_matched_at_its_flops_where_its_tokens_fall_outside() -> None:
-    from ponder.eval.summary import match_baseline
-
-    def row(strategy: str, budget: int | None, tokens: float, flops: float, accuracy: float) -> dict:
-        return {
-            "strategy": strategy,
-            "budget": budget,
-            "mean_tokens": tokens,
-            "mean_flops": flops,
-            "accuracy": accuracy,
-        }
-
-    rows = [row("self-consistency", k, 100.0 * k, 2e9 * k, 0.3 + 0.1 * k.bit_length()) for k in (1, 2, 4)]
-    search = row("beam-search:n=4", None, 800.0, 4e9, 0.9)  # twice the bank's tokens, half its FLOPs
-    match_baseline([*rows, search])
+    bank = [  # self-consistency at k = 1, 2, 4: 100 tokens and 2e9 FLOPs a sample
+        _costed_row("self-consistency", {"a": (0.3 + 0.1 * k.bit_length(), 100.0 * k, 2e9 * k)})
+        for k in (1, 2, 4)
+    ]
+    search = _costed_row("beam-search:n=4", {"a": (1.0, 800.0, 4e9)})  # twice the tokens, half the FLOPs
+    match_baseline([*bank, search])
     assert search["baseline"] == "self-consistency"
     assert search["baseline_accuracy"] is None  # beyond 400 tokens: no measured point to compare with
     assert search["baseline_accuracy_flops"] == pytest.approx(0.5)  # k=2's accuracy, at 4e9 FLOPs
-    assert all("baseline" not in r for r in rows)
+    assert all("baseline" not in r for r in bank)
+
+
+def test_the_baseline_is_read_on_the_rows_own_problems() -> None:
+    bank = [
+        _costed_row("self-consistency", {"a": (1.0, 100.0, 1.0), "b": (0.0, 300.0, 1.0)}),
+        _costed_row("self-consistency", {"a": (1.0, 400.0, 4.0), "b": (1.0, 1200.0, 4.0)}),
+    ]
+    only_a = _costed_row("debate", {"a": (0.0, 200.0, 2.0)})
+    also_c = _costed_row("moa", {"a": (0.0, 200.0, 2.0), "c": (1.0, 200.0, 2.0)})
+    match_baseline([*bank, only_a, also_c])
+    assert only_a["baseline_accuracy"] == pytest.approx(1.0)  # on problem a alone; on a and b, 0.5
+    assert also_c["baseline_accuracy"] is None  # the baseline never saw problem c

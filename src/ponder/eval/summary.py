@@ -201,20 +201,28 @@ def _row_dict(row: Row, seed: int) -> dict[str, Any]:
     }
     for key in ("tokens", *USAGE_KEYS):
         result[f"mean_{key}"] = mean(per_problem(lambda o, key=key: o.usage[key]))
+    tokens = per_problem(lambda o: o.usage["tokens"])
+    flops = per_problem(lambda o: o.usage["flops"])
+    result["per_problem"] = {  # what a paired comparison on the same problems reads
+        problem: {"accuracy": accuracy[i], "tokens": tokens[i], "flops": flops[i]}
+        for i, problem in enumerate(problems)
+    }
     return result
 
 
 def match_baseline(rows: list[dict[str, Any]], baseline: str = "self-consistency") -> None:
     """Give every row the baseline's accuracy at the row's own mean tokens (``baseline_accuracy``) and
-    at its own mean FLOPs (``baseline_accuracy_flops``).
+    at its own mean FLOPs (``baseline_accuracy_flops``), on the row's own problems.
 
     Strategies that spend compute differently (debate, search, pipelines) are compared with
-    self-consistency where it is fair: at equal measured cost, read off the first self-consistency
-    curve of the run (its own family, else a ``self-consistency on ...`` re-selection) in log(cost).
-    Two costs, because they part for prompt-heavy strategies: tokens count every prompt token, while
-    FLOPs leave out the prompt tokens the server's cache served (a search that re-reads its partial
-    solution at every step pays for it in tokens, hardly in compute). None where the row's cost falls
-    outside that curve's measured range.
+    self-consistency where it is fair: on the same problems, at equal measured cost, read off the first
+    self-consistency curve of the run (its own family, else a ``self-consistency on ...`` re-selection)
+    in log(cost). The curve is re-averaged over the row's problems, so a strategy that covered fewer
+    problems (a run stopped early, a baseline reused from a larger run) is not measured against other
+    problems' accuracy. Two costs, because they part for prompt-heavy strategies: tokens count every
+    prompt token, while FLOPs leave out the prompt tokens the server's cache served (a search that
+    re-reads its partial solution at every step pays for it in tokens, hardly in compute). None where
+    the row's cost falls outside that curve's measured range, or the baseline lacks some of its problems.
     """
     names = [r["strategy"] for r in rows if r["strategy"].split(" on ")[0].split(":")[0] == baseline]
     if not names:
@@ -222,8 +230,17 @@ def match_baseline(rows: list[dict[str, Any]], baseline: str = "self-consistency
     name = min(names, key=lambda n: (" on " in n, n))
     curve_rows = [r for r in rows if r["strategy"] == name]
     for row in rows:
-        if row["strategy"] != name:
-            row["baseline"] = name
-            for suffix, cost in (("", "mean_tokens"), ("_flops", "mean_flops")):
-                curve = [(r[cost], r["accuracy"]) for r in curve_rows]
-                row[f"baseline_accuracy{suffix}"] = interpolate_log(curve, row[cost])
+        if row["strategy"] == name:
+            continue
+        row["baseline"] = name
+        problems = list(row.get("per_problem", {}))
+        paired = [
+            r["per_problem"] for r in curve_rows if all(p in r.get("per_problem", {}) for p in problems)
+        ]
+        for suffix, cost in (("", "tokens"), ("_flops", "flops")):
+            curve = [
+                (mean([bank[p][cost] for p in problems]), mean([bank[p]["accuracy"] for p in problems]))
+                for bank in paired
+            ]
+            matched = interpolate_log(curve, row[f"mean_{cost}"]) if problems else None
+            row[f"baseline_accuracy{suffix}"] = matched
