@@ -205,6 +205,23 @@ def test_write_outputs_writes_curves_and_a_self_contained_report(run_directory: 
     assert "http://" not in page and "https://" not in page and 'src="http' not in page
 
 
+def test_the_report_shows_the_paired_difference_from_self_consistency(run_directory: Path) -> None:
+    summary = _summary()
+    summary["rows"][0].update(  # greedy beside self-consistency
+        baseline="self-consistency",
+        baseline_accuracy=0.274,
+        baseline_difference=-0.024,
+        baseline_difference_ci=[-0.078, 0.005],
+        baseline_accuracy_flops=None,
+        baseline_difference_flops=None,
+    )
+    (run_directory / "summary.json").write_text(json.dumps(summary), encoding="utf-8")
+    write_report(run_directory)
+    page = (run_directory / "report.html").read_text(encoding="utf-8")
+    assert "self-consistency at same FLOPs: accuracy, difference" in page
+    assert '<td>0.274, -0.024 <span class="ci">[-0.078, 0.005]</span></td><td>—</td>' in page
+
+
 def test_write_report_alone_embeds_the_curves(run_directory: Path) -> None:
     write_report(run_directory)
     assert "data:image/png;base64," in (run_directory / "report.html").read_text(encoding="utf-8")
@@ -362,3 +379,18 @@ def test_the_baseline_is_read_on_the_rows_own_problems() -> None:
     match_baseline([*bank, only_a, also_c])
     assert only_a["baseline_accuracy"] == pytest.approx(1.0)  # on problem a alone; on a and b, 0.5
     assert also_c["baseline_accuracy"] is None  # the baseline never saw problem c
+
+
+def test_the_difference_from_the_baseline_is_paired_per_problem_with_an_interval() -> None:
+    bank = [  # k=1 at 100 tokens, k=4 at 400: halfway in log(tokens) is 200
+        _costed_row("self-consistency", {"a": (0.0, 100.0, 1.0), "b": (1.0, 100.0, 1.0)}),
+        _costed_row("self-consistency", {"a": (1.0, 400.0, 4.0), "b": (1.0, 400.0, 4.0)}),
+    ]
+    search = _costed_row("dvts", {"a": (1.0, 200.0, 2.0), "b": (0.0, 200.0, 2.0)})
+    match_baseline([*bank, search])
+    # problem a: 1 - 0.5 (halfway from 0 to 1); problem b: 0 - 1
+    assert search["baseline_accuracy"] == pytest.approx(0.75)
+    assert search["baseline_difference"] == pytest.approx(-0.25)
+    low, high = search["baseline_difference_ci"]
+    assert low == pytest.approx(-1.0) and high == pytest.approx(0.5)  # resampling the two differences
+    assert search["baseline_difference_flops"] == pytest.approx(-0.25)  # the FLOPs sit alike here

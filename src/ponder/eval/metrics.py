@@ -68,18 +68,29 @@ def bootstrap_ci(
     return (low, high)
 
 
+def log_position(costs: Sequence[float], cost: float) -> tuple[int, int, float] | None:
+    """Where ``cost`` falls on increasing positive ``costs``: the neighbouring indices and the share of
+    the way from the first to the second, in log(cost). ``None`` outside the range (or at cost <= 0)."""
+    if not costs or cost <= 0 or not costs[0] <= cost <= costs[-1]:
+        return None
+    for low in range(len(costs) - 1):
+        high = low + 1
+        if costs[low] <= cost <= costs[high]:
+            if costs[high] == costs[low]:
+                return low, high, 0.0
+            share = (math.log(cost) - math.log(costs[low])) / (math.log(costs[high]) - math.log(costs[low]))
+            return low, high, share
+    return 0, 0, 0.0  # a single point, and cost is exactly it
+
+
 def interpolate_log(points: Sequence[tuple[float, float]], tokens: float) -> float | None:
     """The value at ``tokens`` on the curve through ``points`` (tokens, value), linear in log(tokens).
 
     ``None`` outside the measured range. A single point is defined only at its own token count.
     """
     curve = sorted((t, v) for t, v in points if t > 0)
-    if not curve or tokens <= 0 or not curve[0][0] <= tokens <= curve[-1][0]:
+    position = log_position([t for t, _ in curve], tokens)
+    if position is None:
         return None
-    for (t_low, v_low), (t_high, v_high) in zip(curve, curve[1:], strict=False):
-        if t_low <= tokens <= t_high:
-            if t_high == t_low:
-                return v_low
-            share = (math.log(tokens) - math.log(t_low)) / (math.log(t_high) - math.log(t_low))
-            return v_low + share * (v_high - v_low)
-    return curve[0][1]  # a single point, and tokens is exactly its token count
+    low, high, share = position
+    return curve[low][1] + share * (curve[high][1] - curve[low][1])

@@ -384,8 +384,9 @@ def _summary_html(summary: dict[str, Any]) -> str:
         "problems × seeds",
     ]
     baseline = next((r["baseline"] for r in summary.get("rows", []) if r.get("baseline")), None)
-    if baseline:
-        headers.append(f"{baseline.split(':')[0]} at same tokens / FLOPs")
+    if baseline:  # its accuracy at each row's cost, and the paired difference (row minus it)
+        name = baseline.split(":")[0]
+        headers += [f"{name} at same {cost}: accuracy, difference" for cost in ("tokens", "FLOPs")]
     rows = []
     for group in rows_by_strategy(summary).values():
         for row in group:
@@ -408,11 +409,18 @@ def _summary_html(summary: dict[str, Any]) -> str:
                 ]
             )
             if baseline:
-                rows[-1].append(
-                    f"{_fraction(row.get('baseline_accuracy'))} / "
-                    f"{_fraction(row.get('baseline_accuracy_flops'))}"
-                )
+                rows[-1] += [_matched_html(row, ""), _matched_html(row, "_flops")]
     return _html_table(headers, rows, left=1)
+
+
+def _matched_html(row: dict[str, Any], suffix: str) -> str:
+    """The baseline's accuracy at the row's cost and the paired difference with its interval."""
+    accuracy = row.get(f"baseline_accuracy{suffix}")
+    difference = row.get(f"baseline_difference{suffix}")
+    if accuracy is None or difference is None:
+        return MISSING
+    interval = _interval(*(row.get(f"baseline_difference_ci{suffix}") or (None, None)))
+    return f'{accuracy:.3f}, {difference:+.3f} <span class="ci">{interval}</span>'
 
 
 def _votes_html(record: dict[str, Any]) -> str:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ponder.core.types import Candidate, Usage
-from ponder.eval.metrics import bootstrap_ci, interpolate_log, mean, pass_at_k, stable_seed, subsets
+from ponder.eval.metrics import bootstrap_ci, log_position, mean, pass_at_k, stable_seed, subsets
 from ponder.eval.rescore import Rescores, apply_rescores
 from ponder.eval.store import record_key
 from ponder.strategies import STRATEGIES, Strategy
@@ -210,9 +210,8 @@ def _row_dict(row: Row, seed: int) -> dict[str, Any]:
     return result
 
 
-def match_baseline(rows: list[dict[str, Any]], baseline: str = "self-consistency") -> None:
-    """Give every row the baseline's accuracy at the row's own mean tokens (``baseline_accuracy``) and
-    at its own mean FLOPs (``baseline_accuracy_flops``), on the row's own problems.
+def match_baseline(rows: list[dict[str, Any]], baseline: str = "self-consistency", seed: int = 0) -> None:
+    """Compare every row with the baseline at the row's own cost, on the row's own problems.
 
     Strategies that spend compute differently (debate, search, pipelines) are compared with
     self-consistency where it is fair: on the same problems, at equal measured cost, read off the first
@@ -221,8 +220,14 @@ def match_baseline(rows: list[dict[str, Any]], baseline: str = "self-consistency
     problems (a run stopped early, a baseline reused from a larger run) is not measured against other
     problems' accuracy. Two costs, because they part for prompt-heavy strategies: tokens count every
     prompt token, while FLOPs leave out the prompt tokens the server's cache served (a search that
-    re-reads its partial solution at every step pays for it in tokens, hardly in compute). None where
-    the row's cost falls outside that curve's measured range, or the baseline lacks some of its problems.
+    re-reads its partial solution at every step pays for it in tokens, hardly in compute).
+
+    Each row gets, for tokens and (suffix ``_flops``) FLOPs: ``baseline_accuracy``, and the paired
+    difference ``baseline_difference`` (row minus baseline) with a bootstrap interval over problems
+    ``baseline_difference_ci``. The interpolation is linear in accuracy, so each problem's baseline is
+    the same mix of its two neighbouring budgets; the per-problem differences are what the interval
+    resamples. None where the row's cost falls outside the curve's measured range, or the baseline
+    lacks some of its problems.
     """
     names = [r["strategy"] for r in rows if r["strategy"].split(" on ")[0].split(":")[0] == baseline]
     if not names:
@@ -233,14 +238,27 @@ def match_baseline(rows: list[dict[str, Any]], baseline: str = "self-consistency
         if row["strategy"] == name:
             continue
         row["baseline"] = name
-        problems = list(row.get("per_problem", {}))
-        paired = [
-            r["per_problem"] for r in curve_rows if all(p in r.get("per_problem", {}) for p in problems)
-        ]
+        own = row.get("per_problem", {})
+        banks = [r["per_problem"] for r in curve_rows if all(p in r.get("per_problem", {}) for p in own)]
         for suffix, cost in (("", "tokens"), ("_flops", "flops")):
-            curve = [
-                (mean([bank[p][cost] for p in problems]), mean([bank[p]["accuracy"] for p in problems]))
-                for bank in paired
-            ]
-            matched = interpolate_log(curve, row[f"mean_{cost}"]) if problems else None
-            row[f"baseline_accuracy{suffix}"] = matched
+            matched = None
+            if own and banks:
+                banks.sort(key=lambda bank: mean([bank[p][cost] for p in own]))
+                costs = [mean([bank[p][cost] for p in own]) for bank in banks]
+                matched = log_position(costs, row[f"mean_{cost}"]) if costs[0] > 0 else None
+            if matched is None:
+                row[f"baseline_accuracy{suffix}"] = None
+                row[f"baseline_difference{suffix}"] = None
+                row[f"baseline_difference_ci{suffix}"] = None
+                continue
+            low, high, share = matched
+            base = {
+                p: (1 - share) * banks[low][p]["accuracy"] + share * banks[high][p]["accuracy"] for p in own
+            }
+            differences = [own[p]["accuracy"] - base[p] for p in own]
+            row[f"baseline_accuracy{suffix}"] = mean(list(base.values()))
+            row[f"baseline_difference{suffix}"] = mean(differences)
+            interval = bootstrap_ci(
+                differences, seed=stable_seed(seed, row["strategy"], row.get("budget"), cost)
+            )
+            row[f"baseline_difference_ci{suffix}"] = list(interval)
