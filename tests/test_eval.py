@@ -200,6 +200,18 @@ async def test_resume_with_other_settings_is_refused(tmp_path: Path) -> None:
         )
 
 
+async def test_resume_may_add_a_strategy_but_not_drop_one(tmp_path: Path) -> None:
+    dataset = write_dataset(tmp_path / "data.jsonl")
+    run = tmp_path / "run"
+    await run_eval(config(dataset, strategies=["self-consistency"]), Scripted(), run, show_progress=False)
+    backend = Scripted()
+    await run_eval(config(dataset), backend, run, resume=True, show_progress=False)
+    assert len(backend.requests) == 3 and all(r.n == 1 for r in backend.requests)  # greedy's alone
+    assert json.loads((run / "run.json").read_text())["strategies"] == ["greedy", "self-consistency"]
+    with pytest.raises(UsageError, match=r"strategies \['greedy'\] then, not now"):
+        await run_eval(config(dataset, strategies=["self-consistency"]), Scripted(), run, resume=True)
+
+
 async def test_records_keep_every_candidate_with_correctness(tmp_path: Path) -> None:
     dataset = write_dataset(tmp_path / "data.jsonl")
     await run_eval(

@@ -230,8 +230,13 @@ def check_manifest(directory: Path, config: EvalConfig, resume: bool, existing: 
             f"{directory} already holds {existing} records: pass --resume to continue, or another --out"
         )
     stored = json.loads(path.read_text()) if resume and path.exists() else {}
-    if stored:
-        differences = setting_differences(stored, config, config.identity, "then", "now")
+    if stored:  # the same work, or more of it: strategies may be added (their units are new keys)
+        same = tuple(key for key in config.identity if key != "strategies")
+        differences = setting_differences(stored, config, same, "then", "now")
+        dropped = [spec for spec in stored.get("strategies", []) if spec not in config.strategies]
+        if dropped:
+            dropped_text = f"strategies {dropped} then, not now (a resume may add strategies, not drop them)"
+            differences = "; ".join(filter(None, [differences, dropped_text]))
         if differences:
             raise UsageError(f"--resume with different settings than {path}: {differences}")
     directory.mkdir(parents=True, exist_ok=True)
