@@ -102,6 +102,12 @@ def _budget(value: Any) -> str:
     return MISSING if value is None else str(value)
 
 
+def _baseline_name(summary: dict[str, Any]) -> str | None:
+    """The strategy the rows were matched against (``match_baseline``), without its options."""
+    baseline = next((r["baseline"] for r in summary.get("rows", []) if r.get("baseline")), None)
+    return baseline.split(":")[0] if baseline else None
+
+
 def _run_title(run: dict[str, Any]) -> str:
     seeds = run.get("seeds")
     parts = [str(run.get("dataset", "?")), str(run.get("model", "?")), f"{run.get('problems', '?')} problems"]
@@ -129,8 +135,8 @@ def _draw_panel(
         points = [r for r in rows if r.get(key) is not None and (r.get(cost) or 0) > 0]
         if not points:
             continue
-        tokens = [r[cost] for r in points]
-        drawn.extend(tokens)
+        costs = [r[cost] for r in points]
+        drawn.extend(costs)
         values = [r[key] for r in points]
         lows = [r.get(low_key) for r in points]
         highs = [r.get(high_key) for r in points]
@@ -141,13 +147,13 @@ def _draw_panel(
         if len(points) == 1:
             error = [[values[0] - lows[0]], [highs[0] - values[0]]] if has_interval else None
             axes.errorbar(
-                tokens, values, yerr=error, fmt="D", color=color, markersize=7, capsize=4, label=label
+                costs, values, yerr=error, fmt="D", color=color, markersize=7, capsize=4, label=label
             )
         else:
-            axes.plot(tokens, values, marker="o", markersize=5, color=color, label=label)
+            axes.plot(costs, values, marker="o", markersize=5, color=color, label=label)
             if has_interval:
-                axes.fill_between(tokens, lows, highs, color=color, alpha=0.15, linewidth=0)
-        for row, x, y in zip(points, tokens, values, strict=True):
+                axes.fill_between(costs, lows, highs, color=color, alpha=0.15, linewidth=0)
+        for row, x, y in zip(points, costs, values, strict=True):
             if row.get("budget") is not None:
                 axes.annotate(
                     f"k={row['budget']}",
@@ -246,10 +252,9 @@ def render_summary_table(summary: dict[str, Any], console: Console) -> None:
         "calls",
         "seconds",
     )
-    baseline = next((r["baseline"] for r in summary.get("rows", []) if r.get("baseline")), None)
+    baseline = _baseline_name(summary)
     if baseline:  # self-consistency's accuracy at each row's tokens and FLOPs: the fair comparison
-        name = baseline.split(":")[0]
-        columns = (*columns, f"{name} at same tokens", f"{name} at same FLOPs")
+        columns = (*columns, f"{baseline} at same tokens", f"{baseline} at same FLOPs")
     for column in columns:
         table.add_column(column, justify="right")
     for rows in rows_by_strategy(summary).values():
@@ -383,10 +388,9 @@ def _summary_html(summary: dict[str, Any]) -> str:
         "FLOPs",
         "problems × seeds",
     ]
-    baseline = next((r["baseline"] for r in summary.get("rows", []) if r.get("baseline")), None)
+    baseline = _baseline_name(summary)
     if baseline:  # its accuracy at each row's cost, and the paired difference (row minus it)
-        name = baseline.split(":")[0]
-        headers += [f"{name} at same {cost}: accuracy, difference" for cost in ("tokens", "FLOPs")]
+        headers += [f"{baseline} at same {cost}: accuracy, difference" for cost in ("tokens", "FLOPs")]
     rows = []
     for group in rows_by_strategy(summary).values():
         for row in group:

@@ -63,10 +63,9 @@ class EvalConfig:
     budget: str | None = None
     #: earlier runs whose finished units (same dataset, model, cap and spec) are copied, not re-run
     reuse: list[str] = field(default_factory=list)
-    #: fields that must match when resuming (the rest may change between attempts)
-    identity: tuple[str, ...] = field(
-        default=("dataset", "strategies", "budgets", "seeds", "limit", "model", "budget")
-    )
+    #: fields that must match when resuming (the rest may change between attempts; ``strategies`` is
+    #: checked apart, since a resume may add strategies but not drop them)
+    identity: tuple[str, ...] = field(default=("dataset", "budgets", "seeds", "limit", "model", "budget"))
 
     def manifest(self) -> dict[str, Any]:
         data = asdict(self)
@@ -231,8 +230,7 @@ def check_manifest(directory: Path, config: EvalConfig, resume: bool, existing: 
         )
     stored = json.loads(path.read_text()) if resume and path.exists() else {}
     if stored:  # the same work, or more of it: strategies may be added (their units are new keys)
-        same = tuple(key for key in config.identity if key != "strategies")
-        differences = setting_differences(stored, config, same, "then", "now")
+        differences = setting_differences(stored, config, config.identity, "then", "now")
         dropped = [spec for spec in stored.get("strategies", []) if spec not in config.strategies]
         if dropped:
             dropped_text = f"strategies {dropped} then, not now (a resume may add strategies, not drop them)"

@@ -241,20 +241,17 @@ def match_baseline(rows: list[dict[str, Any]], baseline: str = "self-consistency
         own = row.get("per_problem", {})
         banks = [r["per_problem"] for r in curve_rows if all(p in r.get("per_problem", {}) for p in own)]
         for suffix, cost in (("", "tokens"), ("_flops", "flops")):
-            matched = None
-            if own and banks:
-                banks.sort(key=lambda bank: mean([bank[p][cost] for p in own]))
-                costs = [mean([bank[p][cost] for p in own]) for bank in banks]
-                matched = log_position(costs, row[f"mean_{cost}"]) if costs[0] > 0 else None
+            curve = sorted(((mean([bank[p][cost] for p in own]), bank) for bank in banks), key=lambda c: c[0])
+            costs = [point for point, _ in curve]
+            matched = log_position(costs, row[f"mean_{cost}"]) if own and costs and costs[0] > 0 else None
             if matched is None:
                 row[f"baseline_accuracy{suffix}"] = None
                 row[f"baseline_difference{suffix}"] = None
                 row[f"baseline_difference_ci{suffix}"] = None
                 continue
             low, high, share = matched
-            base = {
-                p: (1 - share) * banks[low][p]["accuracy"] + share * banks[high][p]["accuracy"] for p in own
-            }
+            below, above = curve[low][1], curve[high][1]
+            base = {p: (1 - share) * below[p]["accuracy"] + share * above[p]["accuracy"] for p in own}
             differences = [own[p]["accuracy"] - base[p] for p in own]
             row[f"baseline_accuracy{suffix}"] = mean(list(base.values()))
             row[f"baseline_difference{suffix}"] = mean(differences)
