@@ -38,15 +38,35 @@ class BackendError(PonderError):
 
 
 class BackendUnavailableError(BackendError):
-    """The backend could not be reached after bounded retries; names the URL and the cause."""
+    """The backend could not be reached (connection refused or reset, or a time-out) after bounded retries.
 
-    def __init__(self, url: str, cause: str, attempts: int):
-        self.url, self.cause, self.attempts = url, cause, attempts
+    ``url`` is where the backend was asked: a URL, or the configured name a server shows instead of it.
+    ``timed_out`` says the last attempt ran out of time (a server answers 504 rather than 502).
+    """
+
+    def __init__(self, url: str, cause: str, attempts: int, timed_out: bool = False):
+        self.url, self.cause, self.attempts, self.timed_out = url, cause, attempts, timed_out
         super().__init__(f"backend at {url} unreachable after {attempts} attempt(s): {cause}")
+
+
+class BackendFailedError(BackendError):
+    """The backend answered, with a server error (5xx, or 429 still after the retries)."""
+
+    def __init__(self, url: str, status: int, cause: str, attempts: int):
+        self.url, self.status, self.cause, self.attempts = url, status, cause, attempts
+        super().__init__(f"backend at {url} failed after {attempts} attempt(s): {cause}")
 
 
 class BackendRejectedError(BackendError):
     """The backend answered but refused the request (a 4xx other than 429); retrying would not help."""
+
+    def __init__(self, message: str, status: int | None = None):
+        self.status = status
+        super().__init__(message)
+
+
+class BackendProtocolError(BackendError):
+    """The backend answered 200 with something that is not a completion (bad JSON, wrong shape)."""
 
 
 class SetupError(PonderError):
