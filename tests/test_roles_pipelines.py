@@ -167,10 +167,11 @@ async def test_roles_on_named_models_are_billed_each_on_their_own_line(tmp_path:
     small, large, fuser = (
         ScriptedBackend(model=m, script=[f"{m} \\boxed{{1}}"]) for m in ("small", "large", "judge-model")
     )
+    pool = Backends()
     for backend in (small, large, fuser):
-        strategy.backends.add(backend.model, backend)
+        pool.add(backend.model, backend)
     default = ScriptedBackend()
-    result = await ponder.asolve("q", strategy, backend=default)
+    result = await ponder.asolve("q", strategy, backend=default, backends=pool)
     assert default.requests == []
     assert [r.n for r in small.requests] == [2] and [r.n for r in large.requests] == [2]
     assert "You are a careful checker." in system_of(small.requests[0])
@@ -312,9 +313,10 @@ async def test_debate_third_round_shows_only_the_latest_answers_and_models_alter
     assert strategy.spec == "debate:agents=2,models=[m1;m2],rounds=3,temperature=0.5"
     m1 = ScriptedBackend(model="m1", script=lambda r, i: f"m1 round {i} \\boxed{{{i}}}")
     m2 = ScriptedBackend(model="m2", script=lambda r, i: f"m2 round {i} \\boxed{{{i}}}")
-    strategy.backends.add("m1", m1)
-    strategy.backends.add("m2", m2)
-    result = await ponder.asolve("q", strategy, backend=ScriptedBackend())
+    pool = Backends()
+    pool.add("m1", m1)
+    pool.add("m2", m2)
+    result = await ponder.asolve("q", strategy, backend=ScriptedBackend(), backends=pool)
     assert len(m1.requests) == len(m2.requests) == 3
     third = m1.requests[2].messages[-1].content
     assert "m2 round 1 " in third and "m2 round 0 " not in third  # only the other's latest answer

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from ponder.backends import Backend, make_backend
+from ponder.backends import Backend, Backends, make_backend
 from ponder.core.ledger import Budget, Ledger
 from ponder.core.types import Message, Problem, Result
 from ponder.strategies import STRATEGIES, Context, Strategy
@@ -30,6 +30,7 @@ async def asolve(
     strategy: str | Strategy = DEFAULT_STRATEGY,
     *,
     backend: Backend | None = None,
+    backends: Backends | None = None,
     model: str | None = None,
     base_url: str | None = None,
     api_key: str | None = None,
@@ -45,7 +46,8 @@ async def asolve(
     ``options`` override the strategy's options (``n=16``, ``temperature=0.7``); unknown ones raise
     OptionError listing the valid names. ``system_prompt`` is used when the question is a plain string
     (a message list carries its own); the default asks for step-by-step reasoning and a ``\\boxed{}``
-    answer.
+    answer. ``backends`` supplies the pool for other models the strategy names (a server's, which maps
+    names to its upstreams); without it the call builds its own and closes it.
     """
     if isinstance(question, Problem):
         problem = question
@@ -59,11 +61,20 @@ async def asolve(
     if backend is None:
         backend = make_backend(model=model, base_url=base_url, api_key=api_key, server=server)
     ledger = Ledger(budget if isinstance(budget, Budget) else Budget.parse(budget))
-    ctx = Context(backend=backend, ledger=ledger, seed=seed, on_event=on_event, system_prompt=system_prompt)
+    ctx = Context(
+        backend=backend,
+        backends=backends or Backends(),
+        ledger=ledger,
+        seed=seed,
+        on_event=on_event,
+        system_prompt=system_prompt,
+    )
     try:
         await backend.start()
         return await chosen.run(problem, ctx)
     finally:
+        if backends is None:  # the other models this call named are this call's to close
+            await ctx.backends.close()
         if owned:  # release this call's connections (an embedded server itself stays up for reuse)
             await backend.close()
 

@@ -1,9 +1,11 @@
 """Backends for the other models a run names: a judge's, a critic's, a role's.
 
 A scorer or strategy may run part of its work on another model (``model``, with ``base_url`` for an
-OpenAI-compatible server). :class:`Backends` builds each such backend once with
-:func:`ponder.backends.make_backend` and starts it on first use, so a judge, a critic and every role share
-one rule for "which backend does this name mean" instead of each keeping its own cache.
+OpenAI-compatible server). The run's context holds one pool (``Context.backends``): :class:`Backends`
+builds each such backend once with :func:`ponder.backends.make_backend` and starts it on first use, so a
+judge, a critic and every role share one rule for "which backend does this name mean". Whoever created
+the pool closes it. A server supplies its own pool instead, which only ever means its configured
+upstreams (``ponder.server.policy.UpstreamBackends``).
 """
 
 from __future__ import annotations
@@ -22,10 +24,12 @@ class Backends:
 
     def __init__(self) -> None:
         self._built: dict[tuple[str | None, str | None], Backend] = {}
+        self._given: list[Backend] = []
         self._lock = asyncio.Lock()
 
     def add(self, model: str, backend: Backend, base_url: str | None = None) -> None:
         self._built[(model, base_url)] = backend
+        self._given.append(backend)
 
     async def get(self, default: Backend, model: str | None = None, base_url: str | None = None) -> Backend:
         """The backend for ``model`` at ``base_url``; ``default`` (the run's) when neither names another."""
@@ -40,3 +44,10 @@ class Backends:
                 await backend.start()
                 self._built[key] = backend
             return self._built[key]
+
+    async def close(self) -> None:
+        """Close the backends this pool built (those given with ``add`` belong to whoever gave them)."""
+        built, self._built = self._built, {}
+        for backend in built.values():
+            if backend not in self._given:
+                await backend.close()

@@ -20,6 +20,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from ponder.backends.base import Backend
+from ponder.backends.pool import Backends
 from ponder.core.errors import UsageError
 from ponder.core.types import Candidate, Problem, Usage
 from ponder.eval.metrics import stable_seed
@@ -95,6 +96,7 @@ async def rescore_run(
     console.print(f"rescoring with {scorer_spec}: {done_count} done, {len(todo)} to do", markup=False)
     await backend.start()
     limit = asyncio.Semaphore(max(concurrency, 1))
+    backends = Backends()  # the models the scorer names (a judge's), for the whole rescoring
 
     async def work(record: dict[str, Any]) -> None:
         stored = record["problem"]
@@ -106,7 +108,7 @@ async def rescore_run(
             candidate.scoring_usage = Usage()  # bill only what this scorer costs
         async with limit:
             seed = stable_seed(record["seed"], stored["id"]) % 2**31
-            ctx = Context.for_dataset(dataset, backend, seed)
+            ctx = Context.for_dataset(dataset, backend, seed, backends=backends)
             scores = await scorer.score(problem, candidates, ctx)
         store.append(
             {
@@ -132,6 +134,8 @@ async def rescore_run(
         finally:
             for pending in tasks:
                 pending.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await backends.close()
     rule = rescore_rule(scorer_spec)
     rules = list(manifest.get("rules") or [])
     if rule not in rules:

@@ -31,6 +31,7 @@ from rich.progress import (
 )
 
 from ponder.backends.base import Backend
+from ponder.backends.pool import Backends
 from ponder.core.errors import UsageError
 from ponder.core.ledger import Budget, Ledger
 from ponder.core.registry import parse_spec
@@ -338,13 +339,15 @@ async def run_eval(
     async def work(unit: Unit) -> None:
         async with capacity.hold(unit.samples):
             seed = stable_seed(unit.seed, unit.problem.id) % 2**31
-            ctx = Context.for_dataset(dataset, backend, seed, Ledger(Budget.parse(config.budget)))
+            ledger = Ledger(Budget.parse(config.budget))
+            ctx = Context.for_dataset(dataset, backend, seed, ledger, backends)
             result = await unit.strategy.run(unit.problem, ctx)
             marks, correct = await grade(dataset, unit.problem, result)
             record = to_record(unit, result, marks, correct)
             store.append(record)
             progress.advance(unit.family, record)
 
+    backends = Backends()  # the other models the run's strategies name, one client each for the run
     with progress.progress:
         tasks = [asyncio.create_task(work(unit)) for unit in todo]
         try:
@@ -352,6 +355,8 @@ async def run_eval(
         finally:
             for task in tasks:
                 task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await backends.close()
     return write_summary(directory, config)
 
 

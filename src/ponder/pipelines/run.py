@@ -6,24 +6,20 @@ from typing import TYPE_CHECKING, Any
 
 from ponder.core.types import Problem
 from ponder.pipelines.schema import Pipeline, layer_name
-from ponder.roles import ROLES, Backends, Pool, Role
+from ponder.roles import ROLES, Pool, Role
 
 if TYPE_CHECKING:
     from ponder.strategies.base import Context
 
 
-def build_roles(
-    pipeline: Pipeline, max_tokens: int | None = None, backends: Backends | None = None
-) -> list[Role]:
-    """One role per layer (named after its layer), sharing ``backends``; ``max_tokens`` caps every
-    layer's token limit."""
-    backends = backends or Backends()
+def build_roles(pipeline: Pipeline, max_tokens: int | None = None) -> list[Role]:
+    """One role per layer (named after its layer); ``max_tokens`` caps every layer's token limit."""
     roles = []
     for index, layer in enumerate(pipeline.layers):
         changes: dict[str, Any] = {"name": layer_name(layer, index)}
         if max_tokens is not None:
             changes["max_tokens"] = min(layer.max_tokens, max_tokens)
-        roles.append(ROLES.get(layer.role).factory(layer.model_copy(update=changes), backends))
+        roles.append(ROLES.get(layer.role).factory(layer.model_copy(update=changes)))
     return roles
 
 

@@ -5,7 +5,7 @@ Inference-Time Techniques", Saad-Falcon et al., 2024; Mixture-of-Agents, Wang et
 generator adds candidates, a critic writes critiques, a ranker orders and trims, a fuser synthesises
 one answer from several, a verifier filters, a test generator writes tests and a test runner runs them.
 Every role may run on its own model (``model``, with ``base_url`` for an OpenAI-compatible server),
-built once by ``ponder.backends.Backends``; its calls are billed on the ledger line
+taken from the run context's pool (``Context.backends``); its calls are billed on the ledger line
 ``role:NAME@MODEL``, so a pipeline shows what each role and each model cost.
 
 A role's options model is also its pipeline layer schema (``ponder.pipelines``): the ``role`` field
@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Annotated, Any, ClassVar
 
 from pydantic import BeforeValidator, Field, PlainSerializer
 
-from ponder.backends import Backend, Backends, Generation, GenRequest
+from ponder.backends import Backend, Generation, GenRequest
 from ponder.core.registry import Options, Registry
 from ponder.core.types import Candidate, Message, Problem
 
@@ -146,16 +146,15 @@ class Role(abc.ABC):
 
     kind: ClassVar[str] = ""
 
-    def __init__(self, options: RoleOptions, backends: Backends | None = None):
+    def __init__(self, options: RoleOptions):
         self.options = options
-        self.backends = backends or Backends()
 
     @property
     def name(self) -> str:
         return self.options.name or self.kind
 
     async def backend(self, ctx: Context, model: str | None = None) -> Backend:
-        return await self.backends.get(ctx.backend, model or self.options.model, self.options.base_url)
+        return await ctx.backends.get(ctx.backend, model or self.options.model, self.options.base_url)
 
     async def call(
         self, ctx: Context, requests: list[GenRequest], model: str | None = None

@@ -20,7 +20,7 @@ from pydantic import Field, model_validator
 
 from ponder.backends.base import GenRequest
 from ponder.core.types import Message
-from ponder.roles.base import ROLES, Backends, Pool, Role, RoleOptions, numbered_solutions, shown
+from ponder.roles.base import ROLES, Pool, Role, RoleOptions, numbered_solutions, shown
 from ponder.roles.text import preference, ranking
 from ponder.scorers import SCORERS
 
@@ -62,8 +62,8 @@ class Ranker(Role):
     kind = "ranker"
     options: RankerOptions
 
-    def __init__(self, options: RankerOptions, backends: Backends | None = None):
-        super().__init__(options, backends)
+    def __init__(self, options: RankerOptions):
+        super().__init__(options)
         self.scorer = SCORERS.build(options.scorer) if options.scorer else None
 
     async def apply(self, pool: Pool, ctx: Context) -> dict[str, Any]:

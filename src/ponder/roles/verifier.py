@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field
 
-from ponder.roles.base import MAX_SHOWN_CHARS, ROLES, Backends, Pool, Role, RoleOptions, fresh_seed
+from ponder.roles.base import MAX_SHOWN_CHARS, ROLES, Pool, Role, RoleOptions, fresh_seed
 from ponder.scorers import SCORERS
 from ponder.scorers.base import review_request
 from ponder.scorers.judge import JUDGE_SYSTEM_PROMPT, JUDGE_TEMPLATE, p_yes, verbal_verdict
@@ -43,8 +43,8 @@ class Verifier(Role):
     kind = "verifier"
     options: VerifierOptions
 
-    def __init__(self, options: VerifierOptions, backends: Backends | None = None):
-        super().__init__(options, backends)
+    def __init__(self, options: VerifierOptions):
+        super().__init__(options)
         self.scorer = SCORERS.build(options.scorer) if options.scorer else None
 
     async def apply(self, pool: Pool, ctx: Context) -> dict[str, Any]:

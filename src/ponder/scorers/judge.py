@@ -8,7 +8,7 @@ Zheng et al., 2023, there 1–10); score = rating / 10, 0.5 when no rating can b
 ``mode=auto`` (the default) is ``logprob`` when the judge's backend declares logprobs, else ``verbal``.
 
 ``model`` (with ``base_url`` for an OpenAI-compatible server) runs the judge on another backend than the
-generator, built once by ``ponder.backends.Backends``; its calls are still billed on ``scorer:judge``.
+generator, taken from the run context's pool (``Context.backends``); its calls are still billed on ``scorer:judge``.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field
 
-from ponder.backends import Backends, GenRequest
+from ponder.backends import GenRequest
 from ponder.core.registry import Options
 from ponder.core.types import Candidate, Problem, TokenLogprob
 from ponder.scorers.base import SCORERS, Scorer, review_request
@@ -97,7 +97,6 @@ class JudgeScorer(Scorer):
 
     def __init__(self, options: JudgeOptions):
         super().__init__(options)
-        self.backends = Backends()
 
     def request(self, problem: Problem, candidate: Candidate, use_logprobs: bool) -> GenRequest:
         options: JudgeOptions = self.options  # type: ignore[assignment]
@@ -120,7 +119,7 @@ class JudgeScorer(Scorer):
 
     async def score(self, problem: Problem, candidates: list[Candidate], ctx: Context) -> list[float]:
         options: JudgeOptions = self.options  # type: ignore[assignment]
-        backend = await self.backends.get(ctx.backend, options.model, options.base_url)
+        backend = await ctx.backends.get(ctx.backend, options.model, options.base_url)
         use_logprobs = backend.capabilities.logprobs if options.mode == "auto" else options.mode == "logprob"
         requests = [self.request(problem, c, use_logprobs) for c in candidates]
         results = await self.review(ctx, candidates, requests, backend=backend)

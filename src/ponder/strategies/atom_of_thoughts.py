@@ -20,7 +20,6 @@ from typing import Any
 
 from pydantic import Field
 
-from ponder.backends import Backends
 from ponder.core.types import Message, Problem, Result
 from ponder.roles.base import ask, seeds
 from ponder.roles.text import numbered_items, with_dependencies
@@ -56,11 +55,10 @@ class AtomOfThoughts(Strategy):
     def __init__(self, options: AtomOfThoughtsOptions):
         super().__init__(options)
         self.inner = STRATEGIES.build(options.then)
-        self.backends = Backends()
 
     async def run(self, problem: Problem, ctx: Context) -> Result:
         options: AtomOfThoughtsOptions = self.options  # type: ignore[assignment]
-        backend = await self.backends.get(ctx.backend, options.model, options.base_url)
+        backend = await ctx.backends.get(ctx.backend, options.model, options.base_url)
         next_seed = seeds(ctx, options.seed)
         question = problem.question
         transitions: list[dict[str, Any]] = []

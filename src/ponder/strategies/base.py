@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from pydantic import Field
 
 from ponder.backends.base import Backend, Generation, GenRequest
+from ponder.backends.pool import Backends
 from ponder.core.ledger import Ledger
 from ponder.core.registry import Options, Registry
 from ponder.core.types import Candidate, Problem, Result, Usage
@@ -42,9 +43,15 @@ class SamplingOptions(Options):
 
 @dataclass
 class Context:
-    """Everything a strategy may use: the backend, the ledger (and its budget), seed, events, prompts."""
+    """Everything a strategy may use: the backend, the ledger (and its budget), seed, events, prompts.
+
+    ``backends`` gives the other models a judge, critic or role names. Whoever creates the context owns
+    that pool and closes it (``asolve`` per call, the eval per run, the server for its lifetime), so no
+    strategy, scorer or role builds clients of its own, and a server decides which models a name may mean.
+    """
 
     backend: Backend
+    backends: Backends = field(default_factory=Backends)
     ledger: Ledger = field(default_factory=Ledger)
     seed: int | None = None
     on_event: EventHandler | None = None
@@ -62,11 +69,17 @@ class Context:
 
     @classmethod
     def for_dataset(
-        cls, dataset: Dataset, backend: Backend, seed: int | None, ledger: Ledger | None = None
+        cls,
+        dataset: Dataset,
+        backend: Backend,
+        seed: int | None,
+        ledger: Ledger | None = None,
+        backends: Backends | None = None,
     ) -> Context:
         """A context that prompts and extracts answers the way ``dataset`` expects (eval, rescoring)."""
         return cls(
             backend=backend,
+            backends=backends or Backends(),
             ledger=ledger or Ledger(),
             seed=seed,
             system_prompt=dataset.system_prompt,

@@ -19,7 +19,6 @@ import asyncio
 
 from pydantic import Field
 
-from ponder.backends import Backends
 from ponder.core.types import Candidate, Message, Problem, Result
 from ponder.roles.base import Names, ask, persona_line, seeds, shown, with_system
 from ponder.scorers import majority_vote
@@ -49,7 +48,6 @@ class Debate(Strategy):
 
     def __init__(self, options: DebateOptions):
         super().__init__(options)
-        self.backends = Backends()
 
     def agent(self, index: int) -> tuple[str | None, str | None]:
         """The model and persona of agent ``index``."""
@@ -101,6 +99,6 @@ class Debate(Strategy):
                 Message("user", DEBATE_TEMPLATE.format(others=others)),
             )
         request = ctx.request(problem, options, n=1).with_(messages=messages, seed=seed)
-        backend = await self.backends.get(ctx.backend, model, options.base_url)
+        backend = await ctx.backends.get(ctx.backend, model, options.base_url)
         [[generation]] = await ask(ctx, f"agent{index + 1}", backend, [request])
         return ctx.candidate(generation)

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from ponder.backends import Backends
 from ponder.core.types import Candidate, Problem, Result
 from ponder.roles.base import ask, seeds, shown, with_system
 from ponder.scorers import SCORERS
@@ -49,11 +48,10 @@ class Evolve(Strategy):
     def __init__(self, options: EvolveOptions):
         super().__init__(options)
         self.scorer = SCORERS.build(options.scorer)
-        self.backends = Backends()
 
     async def run(self, problem: Problem, ctx: Context) -> Result:
         options: EvolveOptions = self.options  # type: ignore[assignment]
-        backend = await self.backends.get(ctx.backend, options.model, options.base_url)
+        backend = await ctx.backends.get(ctx.backend, options.model, options.base_url)
         next_seed = seeds(ctx, options.seed)
         candidates: list[Candidate] = []
         parents: list[Candidate] = []

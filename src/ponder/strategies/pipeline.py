@@ -16,7 +16,6 @@ from pydantic import Field
 from ponder.core.registry import Options
 from ponder.core.types import Problem, Result
 from ponder.pipelines import build_roles, load_pipeline, run_layers
-from ponder.roles import Backends
 from ponder.scorers import majority_vote
 from ponder.strategies.base import STRATEGIES, Context, Strategy
 
@@ -37,8 +36,7 @@ class PipelineStrategy(Strategy):
     def __init__(self, options: PipelineOptions):
         super().__init__(options)
         self.pipeline = load_pipeline(options.pipeline)
-        self.backends = Backends()  # the models the layers name, shared by all of them
-        self.roles = build_roles(self.pipeline, options.max_tokens, self.backends)
+        self.roles = build_roles(self.pipeline, options.max_tokens)
 
     @property
     def depth(self) -> int:

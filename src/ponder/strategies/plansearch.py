@@ -17,7 +17,6 @@ from itertools import combinations
 
 from pydantic import Field
 
-from ponder.backends import Backends
 from ponder.backends.base import GenRequest
 from ponder.core.types import Message, Problem, Result
 from ponder.roles.base import ask, seeds, with_user_note
@@ -54,11 +53,10 @@ class PlanSearch(Strategy):
     def __init__(self, options: PlanSearchOptions):
         super().__init__(options)
         self.scorer = SCORERS.build(options.scorer) if options.scorer else None
-        self.backends = Backends()
 
     async def run(self, problem: Problem, ctx: Context) -> Result:
         options: PlanSearchOptions = self.options  # type: ignore[assignment]
-        backend = await self.backends.get(ctx.backend, options.model, options.base_url)
+        backend = await ctx.backends.get(ctx.backend, options.model, options.base_url)
         next_seed = seeds(ctx, options.seed)
 
         def asking(prompt: str) -> GenRequest:

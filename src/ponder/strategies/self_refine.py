@@ -6,7 +6,7 @@
   stop signal and refines at most 4 times; default 3 here).
 * ``critique-refine`` ("Enhancing LLM Reasoning via Critique Models with Test-Time and Training-Time
   Supervision", Xi et al., 2024): a critic, possibly another model (``critic_model``, with
-  ``critic_base_url`` for an OpenAI-compatible server, built once by ``ponder.backends.Backends`` as the
+  ``critic_base_url`` for an OpenAI-compatible server, taken from the run context's pool as the
   judge scorer does), points out the first wrong step; the actor revises; default 2 rounds (the issue's
   spec). The paper pairs critique-refine with a vote across parallel samples.
 
@@ -24,7 +24,7 @@ from typing import Any
 
 from pydantic import Field
 
-from ponder.backends import Backend, Backends
+from ponder.backends import Backend
 from ponder.core.types import Message, Problem, Result
 from ponder.scorers import majority_vote
 from ponder.scorers.base import review_request
@@ -142,9 +142,8 @@ class CritiqueRefine(SelfRefine):
 
     def __init__(self, options: CritiqueRefineOptions):
         super().__init__(options)
-        self.backends = Backends()
 
     async def critic(self, ctx: Context) -> Backend:
         """The critic's own backend when ``critic_model`` or ``critic_base_url`` is set, else the actor's."""
         options: CritiqueRefineOptions = self.options  # type: ignore[assignment]
-        return await self.backends.get(ctx.backend, options.critic_model, options.critic_base_url)
+        return await ctx.backends.get(ctx.backend, options.critic_model, options.critic_base_url)
