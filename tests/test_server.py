@@ -410,9 +410,13 @@ def test_upstream_failures_while_streaming_or_passing_through(fake_openai_server
         assert server.metrics.in_flight == 0
 
 
-def test_in_flight_limit_answers_429_with_retry_after() -> None:
+@pytest.mark.parametrize(
+    ("max_queue", "message"), [(0, "1 requests running and 0 waiting"), (1, "no slot free")]
+)
+def test_full_line_or_long_wait_answers_429_with_retry_after(max_queue: int, message: str) -> None:
     blocking = BlockingBackend(model="slow")
-    with serve(Upstream("slow", blocking), max_in_flight=1) as server:
+    limits = {"max_in_flight": 1, "max_queue": max_queue, "queue_timeout": 0.3}
+    with serve(Upstream("slow", blocking), **limits) as server:
         user = [{"role": "user", "content": "q"}]
         hanging = threading.Thread(
             target=_ignore,
@@ -424,9 +428,10 @@ def test_in_flight_limit_answers_429_with_retry_after() -> None:
         )
         hanging.start()
         wait_until(lambda: blocking.started == 1)
-        with pytest.raises(openai.RateLimitError) as limited:
+        with pytest.raises(openai.RateLimitError, match=message) as limited:
             server.client().chat.completions.create(model="ponder:greedy", messages=user)
         assert limited.value.response.headers["retry-after"] == "1"
+        assert server.metrics.queued == 0
         hanging.join(10)
         wait_until(lambda: server.metrics.in_flight == 0)
 

@@ -26,6 +26,7 @@ from typing import Any
 
 import httpx
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 from starlette.routing import Route
@@ -39,6 +40,7 @@ from ponder.server.lifecycle import (
     Slot,
     State,
     Upstream,
+    admit,
     authorize,
     failure_response,
     sse,
@@ -54,7 +56,7 @@ from ponder.server.plan import (
     run_plan,
     usage_of,
 )
-from ponder.server.proxy import passthrough
+from ponder.server.proxy import check_passthrough, passthrough
 from ponder.server.schema import (
     AssistantMessage,
     ChatCompletion,
@@ -86,11 +88,6 @@ async def chat_completions(request: Request) -> Response:
     streaming = False
     try:
         authorize(request, state.settings.api_keys)
-        if state.metrics.in_flight >= state.settings.max_in_flight:
-            retry = {"Retry-After": str(state.settings.retry_after_seconds)}
-            message = "too many requests in flight; retry later"
-            raise HTTPFailure(429, message, "rate_limit_error", "overloaded", headers=retry)
-        slot = Slot(state, "strategy")
         body, chat = parse_request(await request.body())
         prefix_spec, model = split_model(chat.model)
         given = {
@@ -107,10 +104,12 @@ async def chat_completions(request: Request) -> Response:
             message = f"model {name!r} is not served here; models: {', '.join(state.upstreams)}"
             raise HTTPFailure(404, message, "invalid_request_error", "model_not_found", "model")
         if spec is None:
-            slot.mode = "passthrough"
+            check_passthrough(state.upstreams[name], chat, state.settings)
+            slot = await admit(request, state, "passthrough")
             response = await passthrough(request, state, state.upstreams[name], body, chat, slot)
         else:
             plan = plan_strategy(spec, chat, state.settings)
+            slot = await admit(request, state, "strategy")
             if chat.stream:
                 response = stream_strategy(request, state, name, plan, chat, slot)
             else:
@@ -120,13 +119,14 @@ async def chat_completions(request: Request) -> Response:
     except ClientDisconnected:
         if slot:
             slot.release(499, "client_disconnected")
+        else:
+            state.metrics.observe("rejected", 499, 0.0, "client_disconnected")
         return Response(status_code=499)
     except Exception as error:  # every failure leaves here as one OpenAI-style error body
         failure = to_failure(error, name)
-        if failure.status >= 500:  # messages name upstream URLs, never keys
-            log.warning(
-                "request failed (%d): %s", failure.status, failure.message, exc_info=failure.status == 500
-            )
+        if failure.status >= 500:  # the log may name upstream URLs (for the operator), never keys
+            log.warning("request failed (%d): %s", failure.status, error, exc_info=failure.status == 500)
+        failure = state.redactor.failure(failure)  # the client learns upstream names, never addresses
         if slot:
             slot.release(failure.status, failure.type)
         else:
@@ -209,7 +209,7 @@ def stream_strategy(
         try:
             results = run.result()
         except Exception as error:
-            failure = to_failure(error, upstream)
+            failure = state.redactor.failure(to_failure(error, upstream))
             slot.release(failure.status, failure.type)
             yield sse(error_body(failure))
             return
@@ -253,10 +253,25 @@ async def list_models(request: Request) -> Response:
 
 
 async def health(request: Request) -> Response:
+    """Liveness for anyone; the configuration (upstream names, load) only for a valid key, if keys are set."""
     state: State = request.app.state.ponder
-    return JSONResponse(
-        {"status": "ok", "upstreams": list(state.upstreams), "in_flight": state.metrics.in_flight}
-    )
+    try:
+        authorize(request, state.settings.api_keys)
+    except HTTPFailure:
+        return JSONResponse({"status": "ok"})
+    metrics = state.metrics
+    details = {"upstreams": list(state.upstreams), "in_flight": metrics.in_flight, "queued": metrics.queued}
+    return JSONResponse({"status": "ok", **details})
+
+
+async def http_error(request: Request, error: Exception) -> Response:
+    """Unknown routes and methods answer like the rest of the API: an OpenAI-style JSON error."""
+    status = error.status_code if isinstance(error, StarletteHTTPException) else 500
+    headers = error.headers if isinstance(error, StarletteHTTPException) else None
+    codes = {404: ("no such route", "not_found"), 405: ("method not allowed here", "method_not_allowed")}
+    message, code = codes.get(status, ("internal error", "internal_error"))
+    kind = "server_error" if status >= 500 else "invalid_request_error"
+    return failure_response(HTTPFailure(status, message, kind, code, headers=dict(headers or {})))
 
 
 async def metrics(request: Request) -> Response:
@@ -296,6 +311,7 @@ def create_app(upstreams: list[Upstream], settings: ServerSettings | None = None
             Route("/metrics", metrics, methods=["GET"]),
         ],
         lifespan=lifespan,
+        exception_handlers={StarletteHTTPException: http_error, Exception: http_error},
     )
     app.state.ponder = state
     return app

@@ -1,4 +1,4 @@
-"""What every request shares: server settings, upstreams, the in-flight slot, auth, disconnects."""
+"""What every request shares: settings, upstreams, admission (slots and the line), auth, disconnects."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import asyncio
 import hmac
 import json
 import time
+from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -18,7 +19,7 @@ from starlette.types import Receive, Scope, Send
 from ponder.backends.base import Backend
 from ponder.backends.openai import OpenAIBackend
 from ponder.core.errors import UsageError
-from ponder.server.errors import HTTPFailure, error_body
+from ponder.server.errors import HTTPFailure, Redactor, error_body
 from ponder.server.metrics import MeteredBackend, Metrics
 
 T = TypeVar("T")
@@ -38,6 +39,14 @@ class ServerSettings:
     max_in_flight: int = 64
     request_timeout: float = 600.0
     retry_after_seconds: int = 1
+    #: requests waiting (first come, first served) for one of the ``max_in_flight`` slots before 429
+    max_queue: int = 1024
+    #: seconds a request may wait in that line before 429
+    queue_timeout: float = 30.0
+    #: cap on a request's ``max_tokens``/``max_completion_tokens``; pass-through sends it when none is given
+    max_tokens: int = 4096
+    #: largest upstream answer relayed in pass-through (bytes, after decompression); more is a 502
+    max_response_bytes: int = 32 * 1024 * 1024
 
 
 @dataclass
@@ -66,10 +75,72 @@ class State:
         self.metered = {u.name: MeteredBackend.wrap(u.backend, u.name, self.metrics) for u in upstreams}
         self.default_upstream = upstreams[0].name
         self.http: httpx.AsyncClient | None = None
+        self.admission = Admission(
+            settings.max_in_flight, settings.max_queue, self.metrics, settings.retry_after_seconds
+        )
+        self.redactor = Redactor.for_upstreams({u.name: u.url for u in upstreams})
+
+
+class Admission:
+    """At most ``limit`` requests run; up to ``queue`` more wait for a slot, first come first served.
+
+    A burst is absorbed by the line instead of being refused; only a full line or a wait past its
+    deadline is a 429. A freed slot goes straight to the first waiter, so nobody overtakes the line.
+    """
+
+    def __init__(self, limit: int, queue: int, metrics: Metrics, retry_after: int = 1):
+        self.limit, self.queue, self.metrics, self.retry_after = limit, queue, metrics, retry_after
+        self.running = 0
+        self.waiters: deque[asyncio.Future[None]] = deque()
+
+    def try_acquire(self) -> bool:
+        """Take a free slot now, if there is one and nobody is waiting for it."""
+        if self.running < self.limit and not self.waiters:
+            self.running += 1
+            return True
+        return False
+
+    async def acquire(self) -> None:
+        """Wait in line for a slot (cancel to leave the line); 429 when the line is full."""
+        if self.try_acquire():
+            return
+        if len(self.waiters) >= self.queue:
+            message = f"{self.limit} requests running and {self.queue} waiting; retry later"
+            raise overloaded(message, self.retry_after)
+        waiter = asyncio.get_running_loop().create_future()
+        self.waiters.append(waiter)
+        self.metrics.queued = len(self.waiters)
+        try:
+            await waiter
+        except BaseException:
+            if waiter.done() and not waiter.cancelled():  # the slot arrived as the wait ended: pass it on
+                self.release()
+            raise
+        finally:
+            if waiter in self.waiters:
+                self.waiters.remove(waiter)
+            self.metrics.queued = len(self.waiters)
+
+    def release(self) -> None:
+        """Give the slot to the first waiter still waiting, or free it."""
+        while self.waiters:
+            waiter = self.waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                self.metrics.queued = len(self.waiters)
+                return
+        self.metrics.queued = 0
+        self.running -= 1
+
+
+def overloaded(message: str, retry_after: int) -> HTTPFailure:
+    """The 429 a client should retry after ``retry_after`` seconds."""
+    headers = {"Retry-After": str(retry_after)}
+    return HTTPFailure(429, message, "rate_limit_error", "overloaded", headers=headers)
 
 
 class Slot:
-    """One in-flight request: released exactly once, recording its status and latency."""
+    """One admitted request: holds its admission slot until released, exactly once, with its status."""
 
     def __init__(self, state: State, mode: str):
         self.state, self.mode, self.started, self.released = state, mode, time.monotonic(), False
@@ -78,8 +149,25 @@ class Slot:
     def release(self, status: int, error_type: str | None = None) -> None:
         if not self.released:
             self.released = True
+            self.state.admission.release()
             self.state.metrics.in_flight -= 1
             self.state.metrics.observe(self.mode, status, time.monotonic() - self.started, error_type)
+
+
+async def admit(request: Request, state: State, mode: str) -> Slot:
+    """A slot for this request, after waiting in line if all are taken (body already read).
+
+    A client that disconnects while waiting leaves the line; one that waits past ``queue_timeout``
+    gets a 429 with ``Retry-After``.
+    """
+    settings = state.settings
+    if not state.admission.try_acquire():
+        try:
+            await until_disconnect(request, state.admission.acquire(), settings.queue_timeout)
+        except TimeoutError:
+            message = f"no slot free within {settings.queue_timeout:g} s; retry later"
+            raise overloaded(message, settings.retry_after_seconds) from None
+    return Slot(state, mode)
 
 
 class CleanupStreamingResponse(StreamingResponse):

@@ -26,6 +26,7 @@ class Metrics:
         self.upstream_completion_tokens: dict[str, int] = defaultdict(int)
         self.upstream_in_flight: dict[str, int] = defaultdict(int)
         self.in_flight = 0
+        self.queued = 0
         self.bucket_counts = [0] * len(LATENCY_BUCKETS)
         self.latency_sum = 0.0
         self.latency_count = 0
@@ -59,6 +60,8 @@ class Metrics:
             lines.append(f'ponder_errors_total{{type="{error_type}"}} {count}')
         family("ponder_requests_in_flight", "gauge", "Requests being served now.")
         lines.append(f"ponder_requests_in_flight {self.in_flight}")
+        family("ponder_requests_queued", "gauge", "Requests waiting for a slot (first come, first served).")
+        lines.append(f"ponder_requests_queued {self.queued}")
         for name, values, help_text in (
             ("ponder_upstream_calls_total", self.upstream_calls, "Model calls sent upstream."),
             ("ponder_upstream_prompt_tokens_total", self.upstream_prompt_tokens, "Prompt tokens upstream."),

@@ -1,6 +1,14 @@
-"""Pass-through: the request body goes to the upstream unchanged; its answer comes back byte for byte.
+"""Pass-through: the request body goes to the upstream; its answer comes back byte for byte.
 
-One exception, for honest metering: a streamed request asks the upstream for usage
+What the operator caps is checked first: the client's ``n`` (``max_n``) and ``max_tokens`` or
+``max_completion_tokens`` (``max_tokens``, sent as ``max_tokens`` when the client gives neither).
+The whole exchange, headers and body, happens within ``request_timeout`` (504 past it, the slot freed);
+an answer over ``max_response_bytes`` is a 502, and so are a redirect (never followed nor relayed),
+a connection reset mid-answer and a 5xx. Other refusals (4xx) are relayed with their status, with any
+mention of the upstream's address rewritten to its name. A stream that fails once started ends with an
+OpenAI-style error event.
+
+One exception to "unchanged", for honest metering: a streamed request asks the upstream for usage
 (``stream_options.include_usage``) so /metrics can count its tokens; when the client did not ask for
 usage itself, the usage-only chunk the upstream adds at the end is dropped before it reaches the client.
 """
@@ -17,31 +25,59 @@ import httpx
 from starlette.requests import Request
 from starlette.responses import Response
 
-from ponder.server.errors import HTTPFailure, InvalidRequest
-from ponder.server.lifecycle import CleanupStreamingResponse, Slot, State, Upstream, until_disconnect
-from ponder.server.schema import (
-    ChatRequest,
+from ponder.server.errors import HTTPFailure, InvalidRequest, error_body, upstream_failure
+from ponder.server.lifecycle import (
+    CleanupStreamingResponse,
+    ServerSettings,
+    Slot,
+    State,
+    Upstream,
+    sse,
+    until_disconnect,
 )
+from ponder.server.schema import ChatRequest
+
+
+def check_passthrough(upstream: Upstream, chat: ChatRequest, settings: ServerSettings) -> None:
+    """Refuse, before the request waits for a slot, what pass-through cannot or may not forward."""
+    if upstream.url is None:
+        raise InvalidRequest(f"upstream {upstream.name!r} is not an HTTP server; choose a strategy", "model")
+    if chat.ponder is not None and chat.ponder.budget:
+        raise InvalidRequest("ponder.budget needs a strategy", param="ponder")
+    if chat.n > settings.max_n:
+        raise InvalidRequest(f"n is over this server's limit of {settings.max_n}", param="n")
+    for param in ("max_tokens", "max_completion_tokens"):
+        value = getattr(chat, param)
+        if value is not None and value > settings.max_tokens:
+            raise InvalidRequest(f"{param} is over this server's limit of {settings.max_tokens}", param=param)
+
+
+def forwarded_body(
+    body: dict[str, Any], chat: ChatRequest, settings: ServerSettings
+) -> dict[str, Any] | None:
+    """The body to send instead of the client's bytes, or None when they go unchanged."""
+    forwarded = {key: value for key, value in body.items() if key != "ponder"}
+    if chat.max_tokens is None and chat.max_completion_tokens is None:
+        forwarded["max_tokens"] = settings.max_tokens  # the operator's cap holds for every request
+    if chat.stream and not wants_usage(body):
+        forwarded["stream_options"] = {**(body.get("stream_options") or {}), "include_usage": True}
+    return None if forwarded == body else forwarded
+
+
+def wants_usage(body: dict[str, Any]) -> bool:
+    """Whether the client asked for the usage chunk at the end of a stream."""
+    return bool((body.get("stream_options") or {}).get("include_usage"))
 
 
 async def passthrough(
     request: Request, state: State, upstream: Upstream, body: dict[str, Any], chat: ChatRequest, slot: Slot
 ) -> Response:
-    """Forward the request unchanged and relay the upstream's answer, streamed or not."""
-    if upstream.url is None:
-        raise InvalidRequest(f"upstream {upstream.name!r} is not an HTTP server; choose a strategy", "model")
-    if chat.ponder is not None and chat.ponder.budget:
-        raise InvalidRequest("ponder.budget needs a strategy", param="ponder")
+    """Forward the request and relay the upstream's answer, streamed or not, within the deadline."""
     await upstream.backend.start()  # the embedded model's server, if not running yet
     assert state.http is not None and upstream.url is not None
-    content = await request.body()
-    client_wants_usage = bool((body.get("stream_options") or {}).get("include_usage"))
-    metered = chat.stream and not client_wants_usage
-    if "ponder" in body or metered:  # ponder's own object must not reach the upstream
-        forwarded = {k: v for k, v in body.items() if k != "ponder"}
-        if metered:
-            forwarded["stream_options"] = {**(body.get("stream_options") or {}), "include_usage": True}
-        content = json.dumps(forwarded).encode()
+    deadline = asyncio.get_running_loop().time() + state.settings.request_timeout
+    forwarded = forwarded_body(body, chat, state.settings)
+    content = await request.body() if forwarded is None else json.dumps(forwarded).encode()
     headers = {"content-type": "application/json"}
     api_key = getattr(upstream.backend, "api_key", None)
     if api_key:
@@ -51,63 +87,154 @@ async def passthrough(
     )
     metrics = state.metrics
     metrics.upstream_in_flight[upstream.name] += 1
+    response: httpx.Response | None = None
+    relaying = False
     try:
-        response = await until_disconnect(
-            request, state.http.send(outgoing, stream=True), state.settings.request_timeout
-        )
-    except httpx.TimeoutException as error:
-        metrics.upstream_in_flight[upstream.name] -= 1
-        message = f"upstream {upstream.name!r} at {upstream.url} timed out ({type(error).__name__})"
-        raise HTTPFailure(504, message, "upstream_error", "upstream_timeout") from None
+        response = await until_disconnect(request, state.http.send(outgoing, stream=True), left(deadline))
+        metrics.upstream_calls[upstream.name] += 1
+        check_answer(response, upstream, state.settings.max_response_bytes)
+        if response.status_code == 200 and chat.stream:
+            relaying = True
+            unasked = not wants_usage(body)
+            return relay_stream(state, upstream, response, deadline, slot, drop_usage=unasked)
+        limit = state.settings.max_response_bytes
+        data = await until_disconnect(request, read_capped(response, upstream, limit), left(deadline))
+    except (TimeoutError, httpx.TimeoutException):
+        raise timed_out(upstream) from None
     except httpx.TransportError as error:
-        metrics.upstream_in_flight[upstream.name] -= 1
-        message = f"upstream {upstream.name!r} at {upstream.url} unreachable: {type(error).__name__}: {error}"
-        raise HTTPFailure(502, message, "upstream_error", "upstream_unavailable") from None
-    except BaseException:
-        metrics.upstream_in_flight[upstream.name] -= 1
-        raise
-    metrics.upstream_calls[upstream.name] += 1
-    if response.status_code == 200 and chat.stream:
+        raise unreachable(upstream, error) from None
+    finally:
+        if not relaying:
+            metrics.upstream_in_flight[upstream.name] -= 1
+            if response is not None:
+                await response.aclose()
+    return relay_answer(state, upstream, response.status_code, response.headers, data, slot)
 
-        async def relay() -> AsyncIterator[bytes]:
-            async for event in sse_events(response.aiter_raw()):
+
+def left(deadline: float) -> float:
+    """Seconds until ``deadline`` (on the running loop's clock), never negative."""
+    return max(deadline - asyncio.get_running_loop().time(), 0.0)
+
+
+def timed_out(upstream: Upstream) -> HTTPFailure:
+    return upstream_failure(504, f"upstream {upstream.name!r} timed out", "upstream_timeout")
+
+
+def unreachable(upstream: Upstream, error: httpx.TransportError) -> HTTPFailure:
+    """A transport failure (refused, reset mid-answer, broken protocol) as a 502 naming the upstream."""
+    cause = f"{type(error).__name__}: {error}".rstrip(": ")
+    return upstream_failure(502, f"upstream {upstream.name!r} unreachable: {cause}", "upstream_unavailable")
+
+
+def too_large(upstream: Upstream, limit: int) -> HTTPFailure:
+    message = f"upstream {upstream.name!r} answered more than this server's limit of {limit} bytes"
+    return upstream_failure(502, message, "upstream_too_large")
+
+
+def check_answer(response: httpx.Response, upstream: Upstream, limit: int) -> None:
+    """Refuse a redirect (its ``Location`` stays here) and an answer that declares itself too large."""
+    if 300 <= response.status_code < 400:
+        message = (
+            f"upstream {upstream.name!r} answered a redirect (HTTP {response.status_code}), not followed"
+        )
+        raise upstream_failure(502, message, "upstream_redirect")
+    declared = response.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise too_large(upstream, limit)
+
+
+async def read_capped(response: httpx.Response, upstream: Upstream, limit: int) -> bytes:
+    """The whole (decompressed) body, refused as soon as it passes ``limit`` bytes."""
+    parts, size = [], 0
+    async for part in response.aiter_bytes():
+        size += len(part)
+        if size > limit:
+            raise too_large(upstream, limit)
+        parts.append(part)
+    return b"".join(parts)
+
+
+def relay_answer(
+    state: State, upstream: Upstream, status: int, headers: httpx.Headers, data: bytes, slot: Slot
+) -> Response:
+    """The upstream's whole answer: relayed when 200 (metered), a 502 for 5xx, otherwise a redacted 4xx."""
+    metrics = state.metrics
+    if status >= 500:
+        detail = state.redactor.text(data[:300].decode(errors="replace"))
+        message = f"upstream {upstream.name!r} answered HTTP {status}: {detail}"
+        raise upstream_failure(502, message, "upstream_failed")
+    if status == 200:
+        with contextlib.suppress(ValueError, AttributeError, TypeError):
+            usage = json.loads(data).get("usage") or {}
+            metrics.upstream_prompt_tokens[upstream.name] += int(usage.get("prompt_tokens") or 0)
+            metrics.upstream_completion_tokens[upstream.name] += int(usage.get("completion_tokens") or 0)
+    else:
+        slot.release(status, "upstream_rejected")
+        data = state.redactor.body(data)
+    return Response(data, status_code=status, media_type=headers.get("content-type", "application/json"))
+
+
+def relay_stream(
+    state: State,
+    upstream: Upstream,
+    response: httpx.Response,
+    deadline: float,
+    slot: Slot,
+    drop_usage: bool,
+) -> Response:
+    """Relay server-sent events until the deadline or the size cap; a failure ends with an error event."""
+    metrics, limit = state.metrics, state.settings.max_response_bytes
+
+    async def relay() -> AsyncIterator[bytes]:
+        try:
+            async for event in sse_events(bounded(response.aiter_bytes(), deadline, upstream, limit)):
                 data = event_data(event)
                 usage = data.get("usage")
                 if isinstance(usage, dict):
                     metrics.upstream_prompt_tokens[upstream.name] += int(usage.get("prompt_tokens") or 0)
                     completion = int(usage.get("completion_tokens") or 0)
                     metrics.upstream_completion_tokens[upstream.name] += completion
-                    if metered and not data.get("choices"):
+                    if drop_usage and not data.get("choices"):
                         continue  # the usage-only chunk the client did not ask for
                 yield event
+        except (TimeoutError, httpx.TimeoutException):
+            failure = timed_out(upstream)
+        except httpx.TransportError as error:
+            failure = unreachable(upstream, error)
+        except HTTPFailure as error:
+            failure = error
+        else:
             slot.release(200)
+            return
+        failure = state.redactor.failure(failure)
+        slot.release(failure.status, failure.type)
+        yield sse(error_body(failure))
 
-        def cleanup() -> None:
-            metrics.upstream_in_flight[upstream.name] -= 1
-            asyncio.ensure_future(response.aclose())
-            slot.release(499, "client_disconnected")
-
-        media_type = response.headers.get("content-type", "text/event-stream")
-        return CleanupStreamingResponse(relay(), cleanup, media_type=media_type)
-    try:
-        data = await response.aread()
-    finally:
-        await response.aclose()
+    def cleanup() -> None:
         metrics.upstream_in_flight[upstream.name] -= 1
-    if response.status_code >= 500:
-        detail = data[:300].decode(errors="replace")
-        message = f"upstream {upstream.name!r} answered HTTP {response.status_code}: {detail}"
-        raise HTTPFailure(502, message, "upstream_error", "upstream_error")
-    if response.status_code == 200:
-        with contextlib.suppress(ValueError, AttributeError, TypeError):
-            usage = json.loads(data).get("usage") or {}
-            metrics.upstream_prompt_tokens[upstream.name] += int(usage.get("prompt_tokens") or 0)
-            metrics.upstream_completion_tokens[upstream.name] += int(usage.get("completion_tokens") or 0)
-    status = response.status_code
-    if status != 200:
-        slot.release(status, "upstream_rejected")
-    media_type = response.headers.get("content-type", "application/json")
-    return Response(data, status_code=status, media_type=media_type)
+        asyncio.ensure_future(response.aclose())
+        slot.release(499, "client_disconnected")
+
+    media_type = response.headers.get("content-type", "text/event-stream")
+    return CleanupStreamingResponse(relay(), cleanup, media_type=media_type)
+
+
+async def bounded(
+    chunks: AsyncIterator[bytes], deadline: float, upstream: Upstream, limit: int
+) -> AsyncIterator[bytes]:
+    """``chunks`` until they end, the deadline passes (TimeoutError) or they pass ``limit`` bytes."""
+    size = 0
+    iterator = aiter(chunks)
+    while True:
+        try:
+            async with asyncio.timeout_at(deadline):
+                chunk = await anext(iterator)
+        except StopAsyncIteration:
+            return
+        size += len(chunk)
+        if size > limit:
+            raise too_large(upstream, limit)
+        yield chunk
 
 
 async def sse_events(chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
