@@ -7,6 +7,7 @@ multi-model strategy can show what each model cost.
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, fields
 
@@ -34,7 +35,12 @@ class Budget:
 
     @classmethod
     def parse(cls, text: str | None) -> Budget:
-        """Parse ``tokens=4000,calls=16`` into a Budget; unknown keys list the valid ones."""
+        """Parse ``tokens=4000,calls=16`` into a Budget; unknown keys list the valid ones.
+
+        Budgets come from clients too, so every value must be finite and non-negative, and counts
+        (tokens, calls) whole numbers no larger than ``MAX_COUNT``: ``1e309``, ``nan`` or ``-1`` are
+        usage errors, never a crash or a silently uncapped run.
+        """
         if not text:
             return cls()
         valid = {f.name: f for f in fields(cls)}
@@ -43,16 +49,32 @@ class Budget:
             key, sep, raw = item.partition("=")
             key = key.strip().replace("-", "_")
             if not sep or key not in valid:
-                raise OptionError(f"bad budget item {item!r}; valid keys: {', '.join(valid)}")
-            try:
-                number = float(raw)
-            except ValueError:
-                raise OptionError(f"budget {key} must be a number, got {raw!r}") from None
-            values[key] = number if key in ("seconds", "flops") else int(number)
+                raise OptionError(f"bad budget item {item[:40]!r}; valid keys: {', '.join(valid)}")
+            values[key] = _budget_value(key, raw)
         return cls(**values)
 
     def is_unlimited(self) -> bool:
         return all(getattr(self, f.name) is None for f in fields(self))
+
+
+#: largest count a budget may name (every whole number up to it is exact as a float)
+MAX_COUNT = 2**53
+FRACTIONAL_KEYS = ("seconds", "flops")
+
+
+def _budget_value(key: str, raw: str) -> float:
+    """One budget value, checked: finite, non-negative, and a whole number in range for counts."""
+    try:
+        number = float(raw)
+    except ValueError:
+        raise OptionError(f"budget {key} must be a number, got {raw.strip()[:40]!r}") from None
+    if not math.isfinite(number) or number < 0:
+        raise OptionError(f"budget {key} must be a finite number of at least 0")
+    if key in FRACTIONAL_KEYS:
+        return number
+    if not number.is_integer() or number > MAX_COUNT:
+        raise OptionError(f"budget {key} must be a whole number from 0 to {MAX_COUNT}")
+    return int(number)
 
 
 class Ledger:
