@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import shlex
 import sys
 import time
@@ -134,7 +135,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="OpenAI-compatible server for model NAME (repeatable; no embedded model unless --model)",
     )
     serve.add_argument("--server", default="generic", help="server profile of the --upstream servers")
-    serve.add_argument("--api-key", action="append", default=[], help="accepted bearer key (repeatable)")
+    serve.add_argument(
+        "--api-key",
+        action="append",
+        default=[],
+        help="accepted bearer key (repeatable; visible to other users: prefer env PONDER_SERVE_API_KEYS)",
+    )
     serve.add_argument("--api-keys-file", type=Path, default=None, help="accepted keys, one per line")
     serve.add_argument("--default-strategy", default=None, help="strategy for requests that name none")
     serve.add_argument("--max-n", type=int, default=4, help="largest client n (independent strategy runs)")
@@ -146,6 +152,27 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--max-in-flight", type=int, default=64, help="concurrent requests before 429")
     serve.add_argument("--request-timeout", type=float, default=600.0, help="seconds before 504")
     serve.add_argument("--log-level", default="info")
+    serve.add_argument(
+        "--max-queue",
+        type=int,
+        default=1024,
+        help="requests that wait for a slot before 429 (first come first served)",
+    )
+    serve.add_argument(
+        "--queue-timeout", type=float, default=30.0, help="seconds a request may wait before 429"
+    )
+    serve.add_argument(
+        "--max-tokens",
+        type=int,
+        default=4096,
+        help="cap on a request's max_tokens (also its default in pass-through)",
+    )
+    serve.add_argument(
+        "--max-response-mb",
+        type=float,
+        default=32.0,
+        help="largest upstream answer relayed in pass-through (MB)",
+    )
 
     commands.add_parser("models", help="list embedded models, their sizes and whether each is ready")
     commands.add_parser("strategies", help="list strategies and scorers with their options")
@@ -403,8 +430,14 @@ def command_serve(args: argparse.Namespace) -> int:
     if args.model or not upstreams:
         backend = embedded_backend(args.model)
         upstreams.insert(0, Upstream(backend.model, backend))
+    if args.api_key:  # readable by every user of the machine (ps, /proc): accepted, with a warning
+        stderr.print(
+            "[yellow]warning[/]: --api-key puts the key on the command line, where other users of this "
+            "machine can read it; use PONDER_SERVE_API_KEYS (comma-separated) or --api-keys-file instead"
+        )
+    from_environment = os.environ.get("PONDER_SERVE_API_KEYS", "").split(",")
     settings = ServerSettings(
-        api_keys=load_keys(args.api_key, args.api_keys_file),
+        api_keys=load_keys([*args.api_key, *from_environment], args.api_keys_file),
         default_strategy=args.default_strategy,
         max_n=args.max_n,
         max_samples=args.max_samples,
@@ -412,6 +445,10 @@ def command_serve(args: argparse.Namespace) -> int:
         max_budget_tokens=args.max_budget_tokens,
         max_in_flight=args.max_in_flight,
         request_timeout=args.request_timeout,
+        max_queue=args.max_queue,
+        queue_timeout=args.queue_timeout,
+        max_tokens=args.max_tokens,
+        max_response_bytes=int(args.max_response_mb * 1024 * 1024),
     )
     serve(args.host, args.port, upstreams, settings, log_level=args.log_level)
     return 0
