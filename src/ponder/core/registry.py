@@ -10,13 +10,56 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, ClassVar, Generic, TypeVar
+from typing import Annotated, Any, ClassVar, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from ponder.core.errors import OptionError, UnknownNameError, UsageError
 
 T = TypeVar("T")
+
+
+# -- who may set an option ----------------------------------------------------------------------------
+# Markers in an option's type (``Annotated[...]``) that say what its value can reach, so that
+# ``ponder serve`` can decide what an untrusted client may set (``ponder.server.policy``). An option
+# without a marker may be set by a client when it is a number, a boolean or one of fixed choices, and
+# is the operator's alone otherwise: a new text option is closed to clients until someone classifies it.
+@dataclass(frozen=True)
+class OperatorOnly:
+    """Only the operator sets this option: it names a file, module, URL, credential, local model, remote
+    code or a resource limit (``what``). ``client_values`` are values a client may still give (a shipped
+    preset's name where a path could also go)."""
+
+    what: str
+    client_values: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class NestedSpec:
+    """The value is itself a spec of a registered ``strategy`` or ``scorer``, checked the same way."""
+
+    kind: str
+
+
+@dataclass(frozen=True)
+class ServedModel:
+    """A model name (or names). Run locally it may be any backend; a server allows only its upstreams."""
+
+
+@dataclass(frozen=True)
+class FreeText:
+    """Text that only goes into prompts or parsing (a persona, a step delimiter): safe from a client."""
+
+
+ScorerSpec = Annotated[str, NestedSpec("scorer")]
+OptionalScorerSpec = Annotated[str | None, NestedSpec("scorer")]
+StrategySpec = Annotated[str, NestedSpec("strategy")]
+ModelName = Annotated[str | None, ServedModel()]
+BaseURL = Annotated[str | None, OperatorOnly("url")]
+Text = Annotated[str, FreeText()]
+OptionalText = Annotated[str | None, FreeText()]
+Sandbox = Annotated[T, OperatorOnly("sandbox")]  # a limit of the code sandbox (time, memory, processes)
+Limit = Annotated[T, OperatorOnly("limits")]  # a client-side limit of a remote service (retries, time-outs)
 
 
 class Options(BaseModel):

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Annotated, Any, ClassVar
 from pydantic import BeforeValidator, Field, PlainSerializer
 
 from ponder.backends import Backend, Generation, GenRequest
-from ponder.core.registry import Options, Registry
+from ponder.core.registry import BaseURL, ModelName, Options, Registry
 from ponder.core.types import Candidate, Message, Problem
 
 if TYPE_CHECKING:
@@ -53,8 +53,8 @@ class RoleOptions(Options):
 
     role: str
     name: str | None = None  # the layer's label and ledger line (default: the role's name)
-    model: str | None = None  # embedded model name, or the server's model with base_url
-    base_url: str | None = None  # an OpenAI-compatible server for this role
+    model: ModelName = None  # embedded model name, or the server's model with base_url
+    base_url: BaseURL = None  # an OpenAI-compatible server for this role
     temperature: float = Field(0.7, ge=0.0, le=5.0)
     max_tokens: int = Field(1024, ge=1)
 

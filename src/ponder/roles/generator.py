@@ -11,11 +11,12 @@ proposers of MoA and Archon.
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import Field
 
 from ponder.backends.base import split_evenly
+from ponder.core.registry import FreeText, ServedModel
 from ponder.core.types import Candidate
 from ponder.roles.base import (
     ROLES,
@@ -45,8 +46,9 @@ REFERENCES_PROMPT = (
 class GeneratorOptions(RoleOptions):
     role: Literal["generator"] = "generator"
     n: int = Field(1, ge=1, le=256)  # samples from each model
-    models: Names = []  # several proposer models (each samples n); default: ``model``
-    personas: Names = []  # "You are PERSONA.", taken in turn over the n samples
+    #: several proposer models (each samples n); default: ``model``
+    models: Annotated[Names, ServedModel()] = []
+    personas: Annotated[Names, FreeText()] = []  # "You are PERSONA.", taken in turn over the n samples
     references: bool = True  # show the pool's candidates (MoA layers after the first)
 
 

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import Field, model_validator
 
 from ponder.backends.base import GenRequest
+from ponder.core.registry import OptionalScorerSpec
 from ponder.core.types import Message
 from ponder.roles.base import ROLES, Pool, Role, RoleOptions, numbered_solutions, shown
 from ponder.roles.text import preference, ranking
@@ -43,7 +44,7 @@ PAIRWISE_TEMPLATE = (
 class RankerOptions(RoleOptions):
     role: Literal["ranker"] = "ranker"
     method: Literal["listwise", "pairwise", "scorer"] = "listwise"
-    scorer: str | None = None  # with method=scorer: any scorer spec
+    scorer: OptionalScorerSpec = None  # with method=scorer: any scorer spec
     keep: int | None = Field(None, ge=1)  # candidates kept, best first (default: all)
     temperature: float = Field(0.0, ge=0.0, le=5.0)
     max_tokens: int = Field(64, ge=1)

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field
 
+from ponder.core.registry import Sandbox
 from ponder.core.types import Message, Usage
 from ponder.roles.base import ROLES, Pool, Role, RoleOptions, numbered_solutions
 from ponder.scorers.execution import TEST_WRITER_PROMPT, ExecutionOptions, given_tests, parse_tests, run_all
@@ -73,8 +74,8 @@ class TestRunnerOptions(RoleOptions):
     role: Literal["test-runner"] = "test-runner"
     source: Literal["pool", "given"] = "pool"  # the written tests, or problem.metadata["tests"]
     keep: int | None = Field(None, ge=1)
-    timeout: float = Field(10.0, gt=0)  # seconds per test run (the execution scorer's default)
-    workers: int = Field(2, ge=1, le=64)
+    timeout: Sandbox[float] = Field(10.0, gt=0)  # seconds per test run (the execution scorer's default)
+    workers: Sandbox[int] = Field(2, ge=1, le=64)
 
 
 @ROLES.register("test-runner", TestRunnerOptions)

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field
 
+from ponder.core.registry import OptionalScorerSpec
 from ponder.roles.base import MAX_SHOWN_CHARS, ROLES, Pool, Role, RoleOptions, fresh_seed
 from ponder.scorers import SCORERS
 from ponder.scorers.base import review_request
@@ -30,7 +31,7 @@ TOP_LOGPROBS = 10
 
 class VerifierOptions(RoleOptions):
     role: Literal["verifier"] = "verifier"
-    scorer: str | None = None  # any scorer spec instead of the role's own Yes/No review
+    scorer: OptionalScorerSpec = None  # any scorer spec instead of the role's own Yes/No review
     threshold: float = 0.5  # a candidate passes at score > threshold
     temperature: float = Field(0.0, ge=0.0, le=5.0)
     max_tokens: int = Field(4, ge=1)  # the verdict is the first word (one token when read by logprobs)

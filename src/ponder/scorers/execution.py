@@ -31,7 +31,7 @@ from pydantic import Field
 
 from ponder.backends.base import GenRequest
 from ponder.core.errors import UsageError
-from ponder.core.registry import Options
+from ponder.core.registry import Options, Sandbox
 from ponder.core.types import Candidate, Message, Problem, Usage
 from ponder.scorers.base import SCORERS, Scorer
 from ponder.tasks.extract import extract_code
@@ -53,10 +53,10 @@ TEST_WRITER_PROMPT = (
 class ExecutionOptions(Options):
     tests: Literal["given", "generated"] = "given"
     k: int = Field(5, ge=1, le=50)  # tests to generate
-    timeout: float = Field(10.0, gt=0)  # wall-clock seconds per test run
-    memory_mb: int = Field(1024, ge=64)
-    max_processes: int = Field(64, ge=1)
-    workers: int = Field(2, ge=1, le=64)  # sandbox runs at a time
+    timeout: Sandbox[float] = Field(10.0, gt=0)  # wall-clock seconds per test run
+    memory_mb: Sandbox[int] = Field(1024, ge=64)
+    max_processes: Sandbox[int] = Field(64, ge=1)
+    workers: Sandbox[int] = Field(2, ge=1, le=64)  # sandbox runs at a time
     temperature: float = Field(0.0, ge=0.0, le=2.0)  # when generating tests
     max_tokens: int = Field(1024, ge=16)
 

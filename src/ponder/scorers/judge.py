@@ -8,7 +8,8 @@ Zheng et al., 2023, there 1–10); score = rating / 10, 0.5 when no rating can b
 ``mode=auto`` (the default) is ``logprob`` when the judge's backend declares logprobs, else ``verbal``.
 
 ``model`` (with ``base_url`` for an OpenAI-compatible server) runs the judge on another backend than the
-generator, taken from the run context's pool (``Context.backends``); its calls are still billed on ``scorer:judge``.
+generator, taken from the run context's pool (``Context.backends``); its calls are still billed on
+``scorer:judge``.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from typing import TYPE_CHECKING, Literal
 from pydantic import Field
 
 from ponder.backends import GenRequest
-from ponder.core.registry import Options
+from ponder.core.registry import BaseURL, ModelName, Options
 from ponder.core.types import Candidate, Problem, TokenLogprob
 from ponder.scorers.base import SCORERS, Scorer, review_request
 
@@ -56,8 +57,8 @@ class JudgeOptions(Options):
     mode: Literal["auto", "logprob", "verbal"] = "auto"
     top_logprobs: int = Field(10, ge=1, le=20)
     max_solution_chars: int = Field(6000, ge=100)
-    model: str | None = None  # judge on this model (embedded name, or the server's with base_url)
-    base_url: str | None = None  # judge on this OpenAI-compatible server
+    model: ModelName = None  # judge on this model (embedded name, or the server's with base_url)
+    base_url: BaseURL = None  # judge on this OpenAI-compatible server
 
 
 def p_yes(first_token: TokenLogprob | None) -> float | None:

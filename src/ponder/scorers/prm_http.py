@@ -21,14 +21,14 @@ import asyncio
 import math
 import random
 import time
-from typing import Any, ClassVar
+from typing import Annotated, Any, ClassVar
 
 import httpx
 from pydantic import Field
 
 from ponder.backends.openai import RETRY_STATUSES
 from ponder.core.errors import BackendError, BackendUnavailableError
-from ponder.core.registry import Options
+from ponder.core.registry import Limit, OperatorOnly, OptionalText, Options, Text
 from ponder.core.types import Problem, Usage
 from ponder.scorers.base import SCORERS
 from ponder.scorers.reward_models import PRM_SYSTEM_PROMPT
@@ -38,18 +38,19 @@ from ponder.scorers.steps import Aggregate, StepScorer
 class PRMHTTPOptions(Options):
     positional_field: ClassVar[str | None] = "url"
 
-    url: str
-    model: str | None = None  # the served model name; the server's only model when not given
-    api_key: str | None = None
+    url: Annotated[str, OperatorOnly("url")]
+    #: the served model name; the server's only model when not given
+    model: Annotated[str | None, OperatorOnly("local-model")] = None
+    api_key: Annotated[str | None, OperatorOnly("credential")] = None
     aggregate: Aggregate = "min"  # as the ``prm`` separator family (sources in ponder.scorers.steps)
-    separator: str = "<extra_0>"
-    system_prompt: str | None = PRM_SYSTEM_PROMPT
+    separator: Text = "<extra_0>"
+    system_prompt: OptionalText = PRM_SYSTEM_PROMPT
     softmax: bool = False  # the rows are logits (pooler softmax off): apply it here
-    parameters: float = Field(0.0, ge=0)  # model size, for the FLOPs estimate (0: not counted)
-    concurrency: int = Field(8, ge=1)
-    timeout: float = Field(120.0, gt=0)
-    max_retries: int = Field(3, ge=0)
-    backoff: float = Field(0.5, ge=0)
+    parameters: Limit[float] = Field(0.0, ge=0)  # model size, for the FLOPs estimate (0: not counted)
+    concurrency: Limit[int] = Field(8, ge=1)
+    timeout: Limit[float] = Field(120.0, gt=0)
+    max_retries: Limit[int] = Field(3, ge=0)
+    backoff: Limit[float] = Field(0.5, ge=0)
 
 
 def class_one(row: list[float], softmax: bool) -> float:

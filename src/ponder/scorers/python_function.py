@@ -10,10 +10,10 @@ from __future__ import annotations
 import importlib
 import inspect
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar
 
 from ponder.core.errors import UsageError
-from ponder.core.registry import Options
+from ponder.core.registry import OperatorOnly, Options
 from ponder.core.types import Candidate, Problem
 from ponder.scorers.base import SCORERS, Scorer
 
@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 
 class PythonOptions(Options):
     positional_field: ClassVar[str | None] = "target"
-    target: str  # "module:function", e.g. "mypackage.checks:score"
+    target: Annotated[str, OperatorOnly("module")]  # "module:function", e.g. "mypackage.checks:score"
 
 
 def load_function(target: str) -> Callable[..., Any]:

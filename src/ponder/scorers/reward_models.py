@@ -27,12 +27,12 @@ import asyncio
 import threading
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
 
 from pydantic import Field
 
 from ponder.core.errors import UsageError
-from ponder.core.registry import Options
+from ponder.core.registry import OperatorOnly, OptionalText, Options, Text
 from ponder.core.types import Candidate, Problem, Usage
 from ponder.scorers.base import SCORERS, Scorer
 from ponder.scorers.steps import Aggregate, StepScorer, share_usage
@@ -54,24 +54,24 @@ DEFAULT_AGGREGATE: dict[Family, Aggregate] = {"separator": "min", "step-tag": "m
 class _ModelOptions(Options):
     positional_field: ClassVar[str | None] = "model"
 
-    model: str
+    model: Annotated[str, OperatorOnly("local-model")]
     #: where the tokenizer is, when not next to the model
-    tokenizer: str | None = None
-    device: Device = "auto"
-    dtype: DType = "auto"
-    batch_size: int = Field(8, ge=1)
-    max_length: int | None = Field(None, ge=16)
-    system_prompt: str | None = PRM_SYSTEM_PROMPT
-    trust_remote_code: bool = False
+    tokenizer: Annotated[str | None, OperatorOnly("local-model")] = None
+    device: Annotated[Device, OperatorOnly("local-model")] = "auto"
+    dtype: Annotated[DType, OperatorOnly("local-model")] = "auto"
+    batch_size: Annotated[int, OperatorOnly("local-model")] = Field(8, ge=1)
+    max_length: Annotated[int | None, OperatorOnly("local-model")] = Field(None, ge=16)
+    system_prompt: OptionalText = PRM_SYSTEM_PROMPT
+    trust_remote_code: Annotated[bool, OperatorOnly("remote-code")] = False
 
 
 class PRMOptions(_ModelOptions):
     family: Literal["auto", "separator", "step-tag", "value-head"] = "auto"
     aggregate: Aggregate | None = None
-    separator: str = "<extra_0>"
-    step_tag: str = "ки"
-    good_token: str = "+"
-    bad_token: str = "-"
+    separator: Text = "<extra_0>"
+    step_tag: Text = "ки"
+    good_token: Text = "+"
+    bad_token: Text = "-"
 
 
 class ORMOptions(_ModelOptions):

@@ -20,6 +20,7 @@ import abc
 import math
 from typing import TYPE_CHECKING, Literal
 
+from ponder.core.registry import Text
 from ponder.core.types import Candidate, Problem, Usage
 from ponder.scorers.base import Scorer
 from ponder.tasks.steps import split_steps
@@ -55,7 +56,7 @@ class StepScorer(Scorer):
 
     granularity = "both"
     #: step separator in candidate texts (blank lines, see ``ponder.tasks.steps``)
-    delimiter: str = "\n\n"
+    delimiter: Text = "\n\n"
 
     @abc.abstractmethod
     async def evaluate(

@@ -20,6 +20,7 @@ from typing import Any
 
 from pydantic import Field
 
+from ponder.core.registry import BaseURL, ModelName, StrategySpec
 from ponder.core.types import Message, Problem, Result
 from ponder.roles.base import ask, seeds
 from ponder.roles.text import numbered_items, with_dependencies
@@ -40,9 +41,9 @@ CONTRACT_PROMPT = (
 class AtomOfThoughtsOptions(SamplingOptions):
     depth: int = Field(2, ge=0, le=5)  # decompose-and-contract transitions at most
     max_atoms: int = Field(6, ge=2, le=20)  # sub-questions read from a decomposition
-    then: str = "greedy"  # the strategy that answers the final, contracted question
-    model: str | None = None
-    base_url: str | None = None
+    then: StrategySpec = "greedy"  # the strategy that answers the final, contracted question
+    model: ModelName = None
+    base_url: BaseURL = None
 
 
 @STRATEGIES.register("atom-of-thoughts", AtomOfThoughtsOptions)

@@ -16,6 +16,7 @@ from typing import Literal
 
 from pydantic import Field
 
+from ponder.core.registry import ScorerSpec
 from ponder.core.types import Candidate, Problem, Result
 from ponder.scorers import SCORERS, Vote
 from ponder.scorers.selection import argmax, top_fraction_vote, weighted_vote
@@ -24,7 +25,7 @@ from ponder.strategies.base import STRATEGIES, Context, SamplingOptions, Strateg
 
 class BestOfNOptions(SamplingOptions):
     n: int = Field(8, ge=1, le=1024)
-    scorer: str = "judge"
+    scorer: ScorerSpec = "judge"
     aggregate: Literal["argmax", "weighted", "top"] = "argmax"
     keep: float = Field(0.5, gt=0.0, le=1.0)  # fraction kept by aggregate=top
 

@@ -16,9 +16,11 @@ Every agent's calls go on its own ledger line ``role:agentI@MODEL``; ``Result.tr
 from __future__ import annotations
 
 import asyncio
+from typing import Annotated
 
 from pydantic import Field
 
+from ponder.core.registry import BaseURL, FreeText, ServedModel
 from ponder.core.types import Candidate, Message, Problem, Result
 from ponder.roles.base import Names, ask, persona_line, seeds, shown, with_system
 from ponder.scorers import majority_vote
@@ -34,9 +36,9 @@ DEBATE_TEMPLATE = (
 class DebateOptions(SamplingOptions):
     agents: int = Field(3, ge=1, le=32)
     rounds: int = Field(2, ge=1, le=10)  # including the first, independent answers
-    models: Names = []  # one model per agent, in turn (default: the run's model)
-    personas: Names = []  # one persona per agent, in turn
-    base_url: str | None = None  # an OpenAI-compatible server for the named models
+    models: Annotated[Names, ServedModel()] = []  # one model per agent, in turn (default: the run's model)
+    personas: Annotated[Names, FreeText()] = []  # one persona per agent, in turn
+    base_url: BaseURL = None  # an OpenAI-compatible server for the named models
 
 
 @STRATEGIES.register("debate", DebateOptions)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
+from ponder.core.registry import BaseURL, ModelName, ScorerSpec
 from ponder.core.types import Candidate, Problem, Result
 from ponder.roles.base import ask, seeds, shown, with_system
 from ponder.scorers import SCORERS
@@ -33,9 +34,9 @@ class EvolveOptions(SamplingOptions):
     rounds: int = Field(3, ge=1, le=20)
     population: int = Field(4, ge=1, le=256)  # samples per round
     parents: int = Field(2, ge=1, le=16)  # best candidates of a round shown to the next
-    scorer: str = "judge"
-    model: str | None = None  # sample on this model (embedded name, or the server's with base_url)
-    base_url: str | None = None
+    scorer: ScorerSpec = "judge"
+    model: ModelName = None  # sample on this model (embedded name, or the server's with base_url)
+    base_url: BaseURL = None
 
 
 @STRATEGIES.register("evolve", EvolveOptions)

@@ -17,6 +17,7 @@ from __future__ import annotations
 from pydantic import Field
 
 from ponder.backends.base import Generation
+from ponder.core.registry import Text
 from ponder.core.types import Problem, Result, Usage
 from ponder.strategies.base import STRATEGIES, Context, SamplingOptions, Strategy
 from ponder.tasks.equivalence import answers_equivalent
@@ -27,7 +28,7 @@ TRIGGER = "\n\nWait, let me double-check my reasoning and the final answer.\n"
 class IterativeDeepeningOptions(SamplingOptions):
     initial: int = Field(256, ge=1)
     growth: float = Field(2.0, gt=1.0, le=16.0)
-    trigger: str = TRIGGER
+    trigger: Text = TRIGGER
 
 
 @STRATEGIES.register("iterative-deepening", IterativeDeepeningOptions)

@@ -11,11 +11,13 @@ are billed on its own ledger line, and ``Result.trace`` holds what each layer di
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from pydantic import Field
 
-from ponder.core.registry import Options
+from ponder.core.registry import OperatorOnly, Options
 from ponder.core.types import Problem, Result
-from ponder.pipelines import build_roles, load_pipeline, run_layers
+from ponder.pipelines import build_roles, load_pipeline, presets, run_layers
 from ponder.scorers import majority_vote
 from ponder.strategies.base import STRATEGIES, Context, Strategy
 
@@ -23,7 +25,8 @@ from ponder.strategies.base import STRATEGIES, Context, Strategy
 class PipelineOptions(Options):
     positional_field = "pipeline"
 
-    pipeline: str  # a preset name (moa, archon-basic, generate-verify) or a .yaml/.yml/.json path
+    #: a preset name (moa, archon-basic, generate-verify) or a .yaml/.yml/.json path (the operator's alone)
+    pipeline: Annotated[str, OperatorOnly("file", client_values=tuple(presets()))]
     max_tokens: int | None = Field(None, ge=1)  # caps every layer's max_tokens
 
 

@@ -18,6 +18,7 @@ from itertools import combinations
 from pydantic import Field
 
 from ponder.backends.base import GenRequest
+from ponder.core.registry import BaseURL, ModelName, OptionalScorerSpec
 from ponder.core.types import Message, Problem, Result
 from ponder.roles.base import ask, seeds, with_user_note
 from ponder.roles.text import numbered_items
@@ -39,9 +40,9 @@ IMPLEMENT_PROMPT = "Follow this plan:\n{plan}"
 class PlanSearchOptions(SamplingOptions):
     observations: int = Field(3, ge=1, le=10)
     subset: int = Field(2, ge=1, le=4)  # largest number of observations combined in one plan
-    scorer: str | None = None  # pick by this scorer's highest score (default: majority vote)
-    model: str | None = None
-    base_url: str | None = None
+    scorer: OptionalScorerSpec = None  # pick by this scorer's highest score (default: majority vote)
+    model: ModelName = None
+    base_url: BaseURL = None
 
 
 @STRATEGIES.register("plansearch", PlanSearchOptions)

@@ -27,6 +27,7 @@ from typing import Any
 from pydantic import Field
 
 from ponder.backends.base import Generation
+from ponder.core.registry import ScorerSpec
 from ponder.core.types import Candidate, Problem, Result
 from ponder.scorers import SCORERS, majority_vote
 from ponder.strategies.base import STRATEGIES, Context, SamplingOptions, Strategy
@@ -35,7 +36,7 @@ from ponder.strategies.base import STRATEGIES, Context, SamplingOptions, Strateg
 class QAlignOptions(SamplingOptions):
     temperature: float = Field(1.0, ge=0.0, le=5.0)
     steps: int = Field(16, ge=0, le=1024)
-    scorer: str = "judge"
+    scorer: ScorerSpec = "judge"
     beta: float = Field(0.1, gt=0.0)
 
 

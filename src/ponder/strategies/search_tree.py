@@ -45,6 +45,7 @@ from typing import Any, Literal
 from pydantic import Field, field_validator
 
 from ponder.backends.base import Generation
+from ponder.core.registry import ScorerSpec, Text
 from ponder.core.types import Candidate, Problem, Result, TokenLogprob, Usage
 from ponder.scorers import SCORERS
 from ponder.scorers.selection import argmax, weighted_vote
@@ -63,8 +64,8 @@ class StepSearchOptions(SamplingOptions):
     """Options of every step-level search. ``max_tokens`` caps each solution's completion tokens."""
 
     temperature: float = Field(0.8, ge=0.0, le=5.0)  # search-and-learn's sampling temperature
-    scorer: str = "judge"
-    delimiter: str = "\n\n"
+    scorer: ScorerSpec = "judge"
+    delimiter: Text = "\n\n"
     tokens_per_step: int | None = Field(None, ge=1)
     max_depth: int = Field(40, ge=1)  # search-and-learn's num_iterations
     select: Literal["best", "weighted"] = "best"

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
+from ponder.core.registry import OptionalScorerSpec
 from ponder.core.types import Candidate, Problem, Result
 from ponder.scorers import SCORERS, Vote, majority_vote
 from ponder.strategies.base import STRATEGIES, Context, SamplingOptions, Strategy
@@ -18,7 +19,7 @@ from ponder.strategies.base import STRATEGIES, Context, SamplingOptions, Strateg
 
 class SelfConsistencyOptions(SamplingOptions):
     n: int = Field(8, ge=1, le=1024)
-    scorer: str | None = None  # when set, votes are weighted by this scorer's scores
+    scorer: OptionalScorerSpec = None  # when set, votes are weighted by this scorer's scores
 
 
 @STRATEGIES.register("self-consistency", SelfConsistencyOptions)

@@ -25,6 +25,7 @@ from typing import Any
 from pydantic import Field
 
 from ponder.backends import Backend
+from ponder.core.registry import BaseURL, ModelName
 from ponder.core.types import Message, Problem, Result
 from ponder.scorers import majority_vote
 from ponder.scorers.base import review_request
@@ -59,8 +60,8 @@ class SelfRefineOptions(SamplingOptions):
 class CritiqueRefineOptions(SelfRefineOptions):
     rounds: int = Field(2, ge=0, le=16)
     n: int = Field(4, ge=1, le=64)
-    critic_model: str | None = None
-    critic_base_url: str | None = None
+    critic_model: ModelName = None
+    critic_base_url: BaseURL = None
 
 
 @STRATEGIES.register("self-refine", SelfRefineOptions)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
+from ponder.core.registry import Sandbox
 from ponder.core.types import Candidate, Problem, Result
 from ponder.roles import Pool
 from ponder.roles.generator import Generator, GeneratorOptions
@@ -31,7 +32,7 @@ class TestSelectOptions(SamplingOptions):
     k: int = Field(5, ge=1, le=50)  # asserts asked of each writer
     finalists: int = Field(3, ge=1, le=16)
     selection: bool = True  # the round of discriminating tests among the finalists
-    timeout: float = Field(10.0, gt=0)  # seconds per sandbox test run
+    timeout: Sandbox[float] = Field(10.0, gt=0)  # seconds per sandbox test run
 
 
 @STRATEGIES.register("test-select", TestSelectOptions)

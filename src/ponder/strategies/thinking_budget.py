@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pydantic import Field
 
 from ponder.backends.base import Generation, GenRequest
+from ponder.core.registry import Text
 from ponder.core.types import Candidate, Problem, Result, Usage
 from ponder.strategies.base import STRATEGIES, Context, SamplingOptions, Strategy
 
@@ -39,7 +40,7 @@ class ThinkingBudgetOptions(SamplingOptions):
     wait: int = Field(0, ge=0, le=16)
     cuts: int = Field(1, ge=1, le=16)
     answer_tokens: int = Field(256, ge=1)
-    close: str = "</think>"
+    close: Text = "</think>"
 
 
 @dataclass
