@@ -95,7 +95,8 @@ def to_failure(error: BaseException, upstream: str | None = None) -> HTTPFailure
     if isinstance(error, SetupError):
         return HTTPFailure(503, str(error), "server_error", "setup_failed")
     if isinstance(error, TimeoutError):
-        return HTTPFailure(504, "request timed out", "timeout_error", "request_timeout")
+        message = f"request timed out waiting for upstream {upstream!r}" if upstream else "request timed out"
+        return HTTPFailure(504, message, "timeout_error", "request_timeout")
     if isinstance(error, RecursionError):  # JSON nested deeper than the parser (or encoder) can follow
         return InvalidRequest("request body is nested too deeply")
     if isinstance(error, PonderError):
