@@ -11,7 +11,7 @@ from conftest import completion
 from ponder.backends import GenRequest, OpenAIBackend
 from ponder.backends.openai import server_capabilities
 from ponder.core import Message
-from ponder.core.errors import BackendError, BackendUnavailableError, UnknownNameError
+from ponder.core.errors import BackendError, BackendFailedError, BackendUnavailableError, UnknownNameError
 
 REQUEST = GenRequest(messages=(Message("user", "hi"),), temperature=0.7, max_tokens=32)
 
@@ -110,10 +110,11 @@ async def test_retries_429_and_5xx_then_succeeds(fake_openai_server) -> None:
 async def test_persistent_5xx_gives_up_after_bounded_retries(fake_openai_server) -> None:
     fake = fake_openai_server(lambda body, _: (500, {"error": {"message": "boom"}}, {}))
     backend = backend_for(fake.url, max_retries=2)
-    with pytest.raises(BackendUnavailableError, match="HTTP 500: boom") as error:
+    with pytest.raises(BackendFailedError, match="failed after 3 attempt.*HTTP 500: boom") as error:
         await backend.generate([REQUEST])
     await backend.close()
     assert len(fake.bodies) == 3 and error.value.attempts == 3 and error.value.exit_code == 3
+    assert error.value.status == 500 and "unreachable" not in str(error.value)
 
 
 async def test_client_errors_are_not_retried(fake_openai_server) -> None:

@@ -11,19 +11,29 @@ server that declares no continuation, ``chat_template`` (a Jinja file or a Huggi
 ``PONDER_CHAT_TEMPLATE``) renders the conversation here and the raw ``/v1/completions`` endpoint
 continues it. Which stop string ended a generation is read where the server says it (vLLM
 ``stop_reason``, SGLang ``matched_stop``, llama-server ``stopping_word`` when asked with ``verbose``).
+
+Every failure is one of the backend errors of ``ponder.core.errors``, whatever the server does:
+unreachable or timed out (``BackendUnavailableError``), a 5xx or 429 still failing after the retries
+(``BackendFailedError``), another 4xx (``BackendRejectedError``), or a reply that is not a completion
+(``BackendProtocolError``: bad JSON, wrong shape, a redirect, a body over ``max_response_bytes``). Each
+attempt is bounded as a whole by ``timeout``, so a server dripping a byte at a time cannot hold a slot.
+Errors name the backend by ``label`` when it is set (a server's upstream name), else by its URL.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import random
 import time
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Annotated, Any
 
 import httpx
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ponder.backends.base import (
     Backend,
@@ -35,6 +45,8 @@ from ponder.backends.base import (
 from ponder.backends.chat_template import ChatTemplate
 from ponder.core.errors import (
     BackendError,
+    BackendFailedError,
+    BackendProtocolError,
     BackendRejectedError,
     BackendUnavailableError,
     UnknownNameError,
@@ -57,6 +69,8 @@ SERVER_PROFILES: dict[str, Capabilities] = {
 }
 
 RETRY_STATUSES = {408, 409, 425, 429, 500, 502, 503, 504}
+#: how much of an error reply is read for its message (the rest is dropped unread)
+ERROR_BODY_BYTES = 64 * 1024
 
 
 def server_capabilities(server: str, max_concurrency: int | None = None) -> Capabilities:
@@ -68,9 +82,82 @@ def server_capabilities(server: str, max_concurrency: int | None = None) -> Capa
     return capabilities
 
 
+class _Clients:
+    """The HTTP clients of one event loop: the one new attempts use, and retired ones still finishing.
+
+    httpcore (1.0.9) can strand a connection in its pool when a request is cancelled between being given
+    a connection and sending on it (encode/httpcore#1093): neither reused nor closed, it holds a slot for
+    good. Mass cancellation during an outage stranded enough of them to fill the pool, so every later
+    request waited for a slot and timed out without reaching the upstream (issue 14, item 6). Hence the
+    pool is not capped (the backend's semaphore bounds concurrency, and it is released on cancellation),
+    and a client whose attempt was interrupted is retired: new attempts get a fresh client, and the old
+    one is closed, stranded connections with it, when its last attempt ends.
+    """
+
+    def __init__(self, make: Callable[[], httpx.AsyncClient]) -> None:
+        self._make = make
+        self._current: httpx.AsyncClient | None = None
+        self._users: dict[httpx.AsyncClient, int] = {}
+        self._closing: set[asyncio.Task[None]] = set()
+
+    @contextlib.asynccontextmanager
+    async def lease(self) -> AsyncIterator[httpx.AsyncClient]:
+        """A client for one attempt; retired if the attempt is cancelled, times out or breaks in transport."""
+        if self._current is None:
+            self._current = self._make()
+            self._users[self._current] = 0
+        client = self._current
+        self._users[client] += 1
+        try:
+            yield client
+        except (asyncio.CancelledError, TimeoutError, httpx.TransportError):
+            if client is self._current:
+                self._current = None
+            raise
+        finally:
+            self._users[client] -= 1
+            if client is not self._current and not self._users[client]:
+                del self._users[client]
+                self._close_soon(client)
+
+    def _close_soon(self, client: httpx.AsyncClient) -> None:
+        """Close a retired client in a task of its own, so a cancelled caller cannot cut the close short."""
+        task = asyncio.ensure_future(client.aclose())
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
+
+    async def close(self) -> None:
+        clients, self._users, self._current = list(self._users), {}, None
+        for client in clients:
+            await client.aclose()
+        await asyncio.gather(*self._closing, return_exceptions=True)
+
+
+class _Retryable(Exception):
+    """A failed attempt that another attempt may fix: a transport error, a time-out, a 5xx or a 429."""
+
+    def __init__(
+        self, cause: str, status: int | None = None, timed_out: bool = False, wait: float | None = None
+    ):
+        super().__init__(cause)
+        self.cause, self.status, self.timed_out, self.wait = cause, status, timed_out, wait
+
+    def final(self, where: str, attempts: int) -> BackendError:
+        """The error to raise when no attempt is left."""
+        if self.status is None:
+            return BackendUnavailableError(where, self.cause, attempts, timed_out=self.timed_out)
+        return BackendFailedError(where, self.status, self.cause, attempts)
+
+
 @dataclass
 class OpenAIBackend(Backend):
-    """Chat completions against ``base_url`` (which ends in ``/v1`` or gets it appended)."""
+    """Chat completions against ``base_url`` (which ends in ``/v1`` or gets it appended).
+
+    ``timeout`` bounds each attempt from connecting to the last byte of the reply. ``label`` is the name
+    errors give this backend (a server passes its upstream's name so that no error shows an upstream URL);
+    without it they show the URL. After construction ``label`` reads as the model when none was given,
+    as for any backend (traces name backends by it).
+    """
 
     base_url: str = "http://127.0.0.1:8000/v1"
     api_key: str | None = None
@@ -79,42 +166,58 @@ class OpenAIBackend(Backend):
     connect_timeout: float = 10.0
     max_retries: int = 3
     backoff: float = 0.5
+    #: longest wait a ``Retry-After`` header can ask between attempts (an overall deadline cuts it shorter)
+    max_retry_after: float = 30.0
+    #: a bigger 2xx body is refused as malformed (64 MiB by default) instead of being held in memory
+    max_response_bytes: int = 64 * 1024 * 1024
     extra_body: dict[str, Any] = field(default_factory=dict)
     #: Jinja file or Hugging Face tokenizer whose chat template continues prefixes via /v1/completions
     chat_template: str | None = None
+    label: str | None = None  # type: ignore[assignment]  # a field here; the base class computes it
 
     def __post_init__(self) -> None:
         self.base_url = self.base_url.rstrip("/")
         if not self.base_url.endswith("/v1"):
             self.base_url += "/v1"
-        self._client: httpx.AsyncClient | None = None
+        self._name_in_errors = self.label
+        self.label = self.label or self.model
+        self._clients: _Clients | None = None
         self._semaphore: asyncio.Semaphore | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._fan_out = False  # set once the server has refused n > 1
         self._template: ChatTemplate | None = None
 
+    def _where(self, url: str) -> str:
+        """How errors name this backend: its label when one was given, else the URL asked."""
+        return self._name_in_errors or url
+
     # -- connection management -------------------------------------------------------------------
-    def _ensure_client(self) -> tuple[httpx.AsyncClient, asyncio.Semaphore]:
+    def _ensure_clients(self) -> tuple[_Clients, asyncio.Semaphore]:
         loop = asyncio.get_running_loop()
-        if self._client is None or self._loop is not loop:
+        if self._clients is None or self._loop is not loop:
             limit = self.capabilities.max_concurrency
-            headers = {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
-            self._client = httpx.AsyncClient(
-                headers=headers,
-                timeout=httpx.Timeout(self.timeout, connect=self.connect_timeout),
-                limits=httpx.Limits(max_connections=limit, max_keepalive_connections=limit),
-                trust_env=False,
-            )
+            self._clients = _Clients(self._new_client)
             self._semaphore = asyncio.Semaphore(limit)
             self._loop = loop
         assert self._semaphore is not None
-        return self._client, self._semaphore
+        return self._clients, self._semaphore
+
+    def _new_client(self) -> httpx.AsyncClient:
+        """A pooled client with no connection cap of its own (see ``_Clients``) that follows no redirect."""
+        headers = {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
+        return httpx.AsyncClient(
+            headers=headers,
+            timeout=httpx.Timeout(self.timeout, connect=self.connect_timeout),
+            limits=httpx.Limits(max_connections=None, max_keepalive_connections=None),
+            follow_redirects=False,
+            trust_env=False,
+        )
 
     async def close(self) -> None:
-        if self._client is not None:
-            client, self._client = self._client, None
+        if self._clients is not None:
+            clients, self._clients = self._clients, None
             with contextlib.suppress(RuntimeError):  # its loop is already closed: nothing left to release
-                await client.aclose()
+                await clients.close()
 
     # -- requests -----------------------------------------------------------------------------------
     async def generate(self, requests: list[GenRequest]) -> list[list[Generation]]:
@@ -123,8 +226,9 @@ class OpenAIBackend(Backend):
     async def _generate_one(self, request: GenRequest) -> list[Generation]:
         if request.prefix and not self.capabilities.continuation and not self.chat_template:
             raise BackendError(
-                f"{self.server} backend at {self.base_url} cannot continue a partial assistant message "
-                "(give chat_template=, a Jinja file or a Hugging Face tokenizer, to continue it locally)"
+                f"{self.server} backend at {self._where(self.base_url)} cannot continue a partial assistant "
+                "message (give chat_template=, a Jinja file or a Hugging Face tokenizer, to continue it "
+                "locally)"
             )
         if request.n == 1 or not self.capabilities.honours_n or self._fan_out:
             seeds = [None if request.seed is None else request.seed + i for i in range(request.n)]
@@ -192,50 +296,83 @@ class OpenAIBackend(Backend):
         return body
 
     async def _post(self, request: GenRequest) -> list[Generation]:
-        client, semaphore = self._ensure_client()
+        clients, semaphore = self._ensure_clients()
         prompt = self._raw_prompt(request)
         url = f"{self.base_url}/{'completions' if prompt is not None else 'chat/completions'}"
         body = self._body(request, prompt)
-        cause = ""
-        for attempt in range(1, self.max_retries + 2):
+        attempt = 1
+        while True:
             async with semaphore:
                 started = time.monotonic()
                 try:
-                    response = await client.post(url, json=body)
-                except (httpx.TransportError, httpx.TimeoutException) as error:
-                    cause = f"{type(error).__name__}: {error}".rstrip(": ")
-                    retry_after = None
+                    content = await self._exchange(clients, url, body)
+                except _Retryable as failure:
+                    if attempt > self.max_retries:
+                        raise failure.final(self._where(url), attempt) from None
+                    delay = self._delay(failure.wait, attempt)
                 else:
-                    if response.status_code == 200:
-                        return self._parse(response.json(), request, time.monotonic() - started)
-                    cause = f"HTTP {response.status_code}: {_error_message(response)}"
-                    if response.status_code not in RETRY_STATUSES:
-                        raise BackendRejectedError(f"backend at {url} rejected the request: {cause}")
-                    retry_after = _retry_after(response)
-            if attempt > self.max_retries:
-                break
-            delay = retry_after if retry_after is not None else self.backoff * 2 ** (attempt - 1)
-            await asyncio.sleep(min(delay, 30.0) * (1 + 0.1 * random.random()))
-        raise BackendUnavailableError(url, cause, self.max_retries + 1)
+                    return self._parse(content, request, time.monotonic() - started, url)
+            await asyncio.sleep(delay)
+            attempt += 1
 
-    def _parse(self, payload: dict[str, Any], request: GenRequest, seconds: float) -> list[Generation]:
-        choices = sorted(payload.get("choices") or [], key=lambda c: c.get("index", 0))
-        if not choices:
-            raise BackendError(f"backend at {self.base_url} returned no choices: {str(payload)[:300]}")
-        usage = payload.get("usage") or {}
-        prompt_tokens = int(usage.get("prompt_tokens") or 0)
-        details = usage.get("prompt_tokens_details") or {}
-        cached = details.get("cached_tokens")
-        if cached is None:
-            cached = (payload.get("timings") or {}).get("cache_n", 0)
-        cached = int(cached or 0)
+    def _delay(self, retry_after: float | None, attempt: int) -> float:
+        """Seconds before the next attempt: the server's ``Retry-After`` (capped) or exponential backoff."""
+        delay = retry_after if retry_after is not None else self.backoff * 2 ** (attempt - 1)
+        return min(delay, self.max_retry_after) * (1 + 0.1 * random.random())
 
-        chat = "message" in choices[0]
-        texts = [((c.get("message") or {}).get("content") if chat else c.get("text")) or "" for c in choices]
+    async def _exchange(self, clients: _Clients, url: str, body: dict[str, Any]) -> bytes:
+        """One attempt, bounded as a whole by ``timeout``: a 2xx reply's bytes, or its failure classified."""
+        try:
+            async with (
+                clients.lease() as client,
+                asyncio.timeout(self.timeout),
+                client.stream("POST", url, json=body) as response,
+            ):
+                return await self._answer(response, url)
+        except TimeoutError:
+            raise _Retryable(f"no complete reply within {self.timeout:g} s", timed_out=True) from None
+        except httpx.TimeoutException as error:
+            raise _Retryable(_describe(error), timed_out=True) from None
+        except httpx.TransportError as error:
+            raise _Retryable(_describe(error)) from None
+
+    async def _answer(self, response: httpx.Response, url: str) -> bytes:
+        """The body of a 2xx reply (at most ``max_response_bytes``); any other status raises its error."""
+        status = response.status_code
+        if 200 <= status < 300:
+            return await _read(response, self.max_response_bytes, self._where(url))
+        if 300 <= status < 400:
+            raise BackendProtocolError(
+                f"backend at {self._where(url)} answered HTTP {status}, a redirect (not followed)"
+            )
+        cause = f"HTTP {status}: {_error_message(await _read(response, ERROR_BODY_BYTES))}"
+        if status in RETRY_STATUSES or status >= 500:
+            raise _Retryable(cause, status=status, wait=_retry_after(response))
+        if 400 <= status < 500:
+            raise BackendRejectedError(f"backend at {self._where(url)} rejected the request: {cause}", status)
+        raise BackendProtocolError(f"backend at {self._where(url)} answered {cause}")
+
+    def _parse(self, content: bytes, request: GenRequest, seconds: float, url: str) -> list[Generation]:
+        try:
+            reply = _Reply.model_validate_json(content)
+        except ValidationError as error:
+            raise BackendProtocolError(
+                f"backend at {self._where(url)} sent a malformed reply: {_first_problem(error)}"
+            ) from None
+        choices = sorted(reply.choices, key=lambda c: c.index)
+        usage = reply.usage or _Usage()
+        prompt_tokens = usage.prompt_tokens or 0
+        cached = usage.prompt_tokens_details.cached_tokens if usage.prompt_tokens_details else None
+        if cached is None and reply.timings is not None:
+            cached = reply.timings.cache_n
+        cached = cached or 0
+
+        chat = choices[0].message is not None
+        texts = [((c.message.content if c.message else None) if chat else c.text) or "" for c in choices]
         if request.prefix and chat:  # llama-server echoes the continued prefix; the generation follows it
             texts = [t[len(request.prefix) :] if t.startswith(request.prefix) else t for t in texts]
-        logprobs = [_parse_logprobs(c.get("logprobs")) for c in choices]
-        reported = int(usage.get("completion_tokens") or 0)
+        logprobs = [_token_logprobs(c.logprobs) for c in choices]
+        reported = usage.completion_tokens or 0
         if len(choices) == 1:
             counts = [reported or (len(logprobs[0]) if logprobs[0] is not None else 0)]
         elif all(lp is not None for lp in logprobs):
@@ -243,7 +380,10 @@ class OpenAIBackend(Backend):
         elif self.capabilities.usage_counts_all_choices:
             counts = split_proportionally(reported, [max(len(t), 1) for t in texts])
         else:
-            raise BackendError("cannot count tokens per choice: server reports one choice and no logprobs")
+            raise BackendProtocolError(
+                f"backend at {self._where(url)}: cannot count tokens per choice "
+                "(the server reports one choice and no logprobs)"
+            )
 
         generations = []
         for i, choice in enumerate(choices):
@@ -261,61 +401,161 @@ class OpenAIBackend(Backend):
             generations.append(
                 Generation(
                     text=texts[i],
-                    finish_reason=choice.get("finish_reason"),
+                    finish_reason=choice.finish_reason,
                     completion_tokens=counts[i],
                     usage=generation_usage,
                     logprobs=keep,
-                    stop_sequence=_stop_sequence(choice, payload) if request.stop else None,
+                    stop_sequence=_stop_sequence(choice, reply) if request.stop else None,
                 )
             )
         return generations
 
 
-def _stop_sequence(choice: dict[str, Any], payload: dict[str, Any]) -> str | None:
+# -- the reply, validated: anything else is a BackendProtocolError naming the first wrong field ------------
+Count = Annotated[int, Field(ge=0)]
+Logprob = Annotated[float, Field(allow_inf_nan=False)]
+
+
+class _Strict(BaseModel):
+    """Types as the API documents them: no coercion ("12" is not a count), unknown fields ignored."""
+
+    model_config = ConfigDict(strict=True, extra="ignore")
+
+
+class _TopLogprob(_Strict):
+    token: str = ""
+    logprob: Logprob = 0.0
+
+
+class _TokenLogprob(_TopLogprob):
+    top_logprobs: list[_TopLogprob] | None = None
+
+
+class _Logprobs(_Strict):
+    """Chat logprobs (``content``) or the legacy completions shape (``tokens`` and parallel lists)."""
+
+    content: list[_TokenLogprob] | None = None
+    tokens: list[str] | None = None
+    token_logprobs: list[Logprob | None] | None = None
+    top_logprobs: list[dict[str, Logprob] | None] | None = None
+
+
+class _Message(_Strict):
+    content: str | None = None
+
+
+class _Choice(_Strict):
+    index: Count = 0
+    message: _Message | None = None
+    text: str | None = None
+    finish_reason: str | None = None
+    logprobs: _Logprobs | None = None
+    stop_reason: str | int | None = None  # vLLM: the stop string, or a stop token's id
+    matched_stop: str | int | None = None  # SGLang: the same
+
+
+class _PromptDetails(_Strict):
+    cached_tokens: Count | None = None
+
+
+class _Usage(_Strict):
+    prompt_tokens: Count | None = None
+    completion_tokens: Count | None = None
+    prompt_tokens_details: _PromptDetails | None = None
+
+
+class _Timings(_Strict):
+    cache_n: Count | None = None  # llama-server: prompt tokens served from its cache
+
+
+class _Verbose(_Strict):
+    stopping_word: str | None = None  # llama-server, asked with "verbose"
+
+
+class _Reply(_Strict):
+    choices: list[_Choice] = Field(min_length=1)
+    usage: _Usage | None = None
+    timings: _Timings | None = None
+    verbose: _Verbose | None = Field(default=None, alias="__verbose")
+
+
+def _first_problem(error: ValidationError) -> str:
+    """One line naming where the reply is wrong and how, never quoting what it held."""
+    problem = error.errors(include_url=False, include_input=False)[0]
+    where = ".".join(str(part) for part in problem["loc"]) or "reply"
+    more = error.error_count() - 1
+    return f"{where}: {problem['msg']}" + (f" (and {more} more)" if more else "")
+
+
+async def _read(response: httpx.Response, limit: int, refuse_as: str | None = None) -> bytes:
+    """At most ``limit`` bytes of the body; beyond it, refused as malformed for ``refuse_as`` or cut."""
+    declared = response.headers.get("content-length", "")
+    if refuse_as is not None and declared.isdigit() and int(declared) > limit:
+        raise BackendProtocolError(f"backend at {refuse_as} sent a reply over {limit} bytes")
+    chunks, size = [], 0
+    async for chunk in response.aiter_bytes():
+        chunks.append(chunk)
+        size += len(chunk)
+        if size > limit:
+            if refuse_as is not None:
+                raise BackendProtocolError(f"backend at {refuse_as} sent a reply over {limit} bytes")
+            break
+    return b"".join(chunks)[:limit]
+
+
+def _stop_sequence(choice: _Choice, reply: _Reply) -> str | None:
     """The stop string that ended a choice, where the server says (a stop *token* id counts as none)."""
-    for key in ("stop_reason", "matched_stop"):  # vLLM, SGLang
-        if isinstance(choice.get(key), str):
-            return str(choice[key])
-    word = (payload.get("__verbose") or {}).get("stopping_word")  # llama-server, asked with "verbose"
-    return str(word) if word else None
+    for value in (choice.stop_reason, choice.matched_stop):  # vLLM, SGLang
+        if isinstance(value, str):
+            return value
+    return (reply.verbose.stopping_word or None) if reply.verbose else None
 
 
-def _parse_logprobs(raw: dict[str, Any] | None) -> list[TokenLogprob] | None:
-    if raw and raw.get("content") is None and raw.get("tokens") is not None:  # legacy completions shape
-        tops = raw.get("top_logprobs") or [None] * len(raw["tokens"])
+def _token_logprobs(raw: _Logprobs | None) -> list[TokenLogprob] | None:
+    if raw is not None and raw.content is None and raw.tokens is not None:  # legacy completions shape
+        tops = raw.top_logprobs or [None] * len(raw.tokens)
         return [
-            TokenLogprob(token=token, logprob=float(logprob or 0.0), top=dict(top or {}))
-            for token, logprob, top in zip(raw["tokens"], raw.get("token_logprobs") or [], tops, strict=False)
+            TokenLogprob(token=token, logprob=logprob or 0.0, top=dict(top or {}))
+            for token, logprob, top in zip(raw.tokens, raw.token_logprobs or [], tops, strict=False)
         ]
-    if not raw or raw.get("content") is None:
+    if raw is None or raw.content is None:
         return None
     return [
         TokenLogprob(
-            token=item.get("token", ""),
-            logprob=float(item.get("logprob", 0.0)),
-            top={t.get("token", ""): float(t.get("logprob", 0.0)) for t in item.get("top_logprobs") or []},
+            token=item.token,
+            logprob=item.logprob,
+            top={top.token: top.logprob for top in item.top_logprobs or []},
         )
-        for item in raw["content"]
+        for item in raw.content
     ]
 
 
-def _error_message(response: httpx.Response) -> str:
+def _error_message(content: bytes) -> str:
+    """The message of an error reply, on one line and at most 300 characters."""
+    text = content.decode("utf-8", errors="replace")
     try:
-        payload = response.json()
-    except ValueError:
-        return response.text[:300]
-    error = payload.get("error", payload) if isinstance(payload, dict) else payload
-    if isinstance(error, dict):
-        return str(error.get("message", error))[:300]
-    return str(error)[:300]
+        payload = json.loads(text)
+    except (ValueError, RecursionError):
+        message = text
+    else:
+        error = payload.get("error", payload) if isinstance(payload, dict) else payload
+        message = str(error.get("message", error)) if isinstance(error, dict) else str(error)
+    return " ".join(message.split())[:300]
+
+
+def _describe(error: httpx.TransportError) -> str:
+    """A transport error on one line: its kind and, when it says one, its reason."""
+    return " ".join(f"{type(error).__name__}: {error}".rstrip(": ").split())[:300]
 
 
 def _retry_after(response: httpx.Response) -> float | None:
+    """``Retry-After`` in seconds when it is a non-negative number (an HTTP date falls back to backoff)."""
     value = response.headers.get("retry-after")
     try:
-        return float(value) if value is not None else None
+        seconds = float(value) if value is not None else None
     except ValueError:
         return None
+    return seconds if seconds is not None and 0 <= seconds < float("inf") else None
 
 
 def backend_from_env(
