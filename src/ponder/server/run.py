@@ -36,6 +36,7 @@ def parse_upstream(text: str, server: str = "generic", timeout: float = 600.0) -
         server=server,
         capabilities=server_capabilities(server),
         timeout=timeout,
+        label=name,  # errors the server returns name the upstream, never its URL
     )
     return Upstream(name, backend)
 
