@@ -3,10 +3,17 @@
 Each run gets a fresh temporary directory as its working directory, a minimal environment, the
 isolated interpreter (``python -I``), its own session and process group, and resource limits: CPU
 seconds, address space, file size, process count, no core files. Where the kernel allows it (as root,
-and unprivileged on most distributions) the program also gets new user, network and PID namespaces:
-no network at all (not even loopback), and when the program's first process ends, the kernel kills
-every process it left behind, even ones that left its process group. Without namespaces the run still
-happens, with ``network_isolated=False`` in the result.
+and unprivileged on most distributions) the program also gets new network and PID namespaces (and a
+user namespace when ponder is not root): no network at all (not even loopback), its own ``/proc`` that
+shows only its own processes (``proc_isolated``), and when the program's first process ends, the
+kernel kills every process it left behind, even ones that left its process group. Without namespaces
+the run still happens, with the missing isolation false in the result and logged once per process.
+
+As root, the program runs as a user and group id of its own (a random id no account has, no
+supplementary groups, ``no_new_privs``), so the process limit applies and runs cannot signal each
+other; if that drop fails the program does not run. When the interpreter lives where an unprivileged
+user cannot reach it (under ``/root``), the program keeps one capability, ``CAP_DAC_READ_SEARCH``: it
+may read every file, as root could, but nothing more.
 
 The limits are applied by a short bootstrap interpreter that then ``exec``s the program, rather than in
 ``subprocess``'s ``preexec_fn``: graders run in threads, and ``preexec_fn`` is not safe in a process
@@ -15,8 +22,10 @@ with threads (the child can deadlock before ``exec``).
 The file system: where the kernel allows a new mount namespace (as root, and inside the new user
 namespace otherwise), every mount is remounted read-only for the program except its working directory
 (``files_isolated=True``): it can read what the calling user can, but write only there (and to device
-files such as ``/dev/null``). Without a mount namespace the program can write whatever the calling user
-can: run ponder as an unprivileged user when grading code you do not trust.
+files such as ``/dev/null``). Without a mount namespace the program can write whatever its user can.
+
+Grading goes through ``run_checks``: the verdict is the harness's, never the candidate's exit code.
+``arun_checks`` ties a run to the awaiting task: cancelling the task kills the run at once.
 """
 
 from __future__ import annotations
