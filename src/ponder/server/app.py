@@ -108,7 +108,7 @@ async def chat_completions(request: Request) -> Response:
             slot = await admit(request, state, "passthrough")
             response = await passthrough(request, state, state.upstreams[name], body, chat, slot)
         else:
-            plan = plan_strategy(spec, chat, state.settings)
+            plan = plan_strategy(spec, chat, state.settings, state.policy)
             slot = await admit(request, state, "strategy")
             if chat.stream:
                 response = stream_strategy(request, state, name, plan, chat, slot)
@@ -141,7 +141,7 @@ async def complete_strategy(
     request: Request, state: State, upstream: str, plan: Plan, chat: ChatRequest, slot: Slot
 ) -> Response:
     results = await until_disconnect(
-        request, run_plan(plan, state.metered[upstream]), state.settings.request_timeout
+        request, run_plan(plan, state.metered, upstream), state.settings.request_timeout
     )
     choices = []
     for index, result in enumerate(results):
@@ -185,7 +185,7 @@ def stream_strategy(
 
         async def work() -> list[Result]:
             async with asyncio.timeout(state.settings.request_timeout):
-                return await run_plan(plan, state.metered[upstream], on_event)
+                return await run_plan(plan, state.metered, upstream, on_event)
 
         run = asyncio.create_task(work())
         run.add_done_callback(lambda _: queue.put_nowait(None))

@@ -21,6 +21,7 @@ from ponder.backends.openai import OpenAIBackend
 from ponder.core.errors import UsageError
 from ponder.server.errors import HTTPFailure, Redactor, error_body
 from ponder.server.metrics import MeteredBackend, Metrics
+from ponder.server.policy import Policy
 
 T = TypeVar("T")
 
@@ -47,6 +48,14 @@ class ServerSettings:
     max_tokens: int = 4096
     #: largest upstream answer relayed in pass-through (bytes, after decompression); more is a 502
     max_response_bytes: int = 32 * 1024 * 1024
+    #: named strategy specs of the operator's that clients ask for by name (``ponder.server.policy``)
+    presets: tuple[tuple[str, str], ...] = ()
+    #: operator-only kinds of option opened to clients (``--allow``): sandbox, limits, file, ...
+    allow: frozenset[str] = frozenset()
+    #: caps on what one request (client ``n`` included) may cause upstream: calls, one per choice, and
+    #: completion tokens; checked against the strategy's bound before it starts and enforced while it runs
+    max_calls: int = 512
+    max_request_tokens: int = 1_048_576
 
 
 @dataclass
@@ -79,6 +88,7 @@ class State:
             settings.max_in_flight, settings.max_queue, self.metrics, settings.retry_after_seconds
         )
         self.redactor = Redactor.for_upstreams({u.name: u.url for u in upstreams})
+        self.policy = Policy(frozenset(self.upstreams), dict(settings.presets), settings.allow)
 
 
 class Admission:

@@ -3,13 +3,19 @@
 ``temperature``, ``top_p``, ``max_tokens`` (or ``max_completion_tokens``) and ``seed`` become options
 of the strategy (400 when it has no such option); ``n`` is that many independent runs (run i uses
 ``seed + i * SEED_STRIDE``), up to ``max_n``; parameters a strategy cannot honour are a 400.
+
+A spec from the client passes the serving policy first (``ponder.server.policy``); the operator's
+default strategy and presets are trusted. Before anything runs, the most the request can cause upstream
+(its strategy's ``max_cost``, scorers and roles included, times ``n``) must fit the operator's caps on
+calls and completion tokens, and while it runs every call it makes, on any upstream, is counted against
+those caps again, so a wrong bound cannot take it past them.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,6 +28,7 @@ from ponder.core.registry import parse_spec
 from ponder.core.types import Message, Result, Usage
 from ponder.server.errors import InvalidRequest
 from ponder.server.lifecycle import ServerSettings
+from ponder.server.policy import Policy, RequestCap, UpstreamBackends, request_backends
 from ponder.server.schema import (
     UNSUPPORTED_WITH_STRATEGY,
     ChatRequest,
@@ -43,6 +50,9 @@ class Plan:
     messages: list[Message]
     budget: Budget
     include: bool
+    #: what the whole request may cause upstream (calls, completion tokens), enforced while it runs
+    max_calls: int | None = None
+    max_request_tokens: int | None = None
 
 
 def parse_request(raw: bytes) -> tuple[dict[str, Any], ChatRequest]:
@@ -83,7 +93,9 @@ def to_messages(chat: ChatRequest) -> list[Message]:
     return messages
 
 
-def plan_strategy(spec: str, chat: ChatRequest, settings: ServerSettings) -> Plan:
+def plan_strategy(spec: str, chat: ChatRequest, settings: ServerSettings, policy: Policy) -> Plan:
+    if spec != settings.default_strategy:  # the operator's own default is trusted; a client's spec is not
+        spec = policy.resolve(spec)
     parsed = parse_spec(spec)
     entry = STRATEGIES.get(parsed.name)  # unknown name: 400 listing the valid ones
     fields = entry.options.model_fields
@@ -103,6 +115,10 @@ def plan_strategy(spec: str, chat: ChatRequest, settings: ServerSettings) -> Pla
         value = getattr(chat, param)
         if value is None:
             continue
+        if option == "max_tokens" and value > settings.max_tokens:
+            raise InvalidRequest(
+                f"{param}={value} is over this server's limit of {settings.max_tokens}", param
+            )
         if option not in fields:
             raise InvalidRequest(
                 f"strategy {parsed.name!r} has no option {option!r} for {param}", param=param
@@ -122,6 +138,7 @@ def plan_strategy(spec: str, chat: ChatRequest, settings: ServerSettings) -> Pla
             f"of {settings.max_samples}",
             param="n",
         )
+    check_cost(strategies[0], chat.n, settings)
     depth = strategies[0].depth
     if depth > settings.max_depth:
         raise InvalidRequest(
@@ -144,13 +161,40 @@ def plan_strategy(spec: str, chat: ChatRequest, settings: ServerSettings) -> Pla
         messages=to_messages(chat),
         budget=budget,
         include=bool(ponder and ponder.include),
+        max_calls=settings.max_calls,
+        max_request_tokens=settings.max_request_tokens,
     )
 
 
+def check_cost(strategy: Strategy, runs: int, settings: ServerSettings) -> None:
+    """Refuse a request whose strategy could cause more upstream work than the operator allows."""
+    cost = strategy.max_cost() * runs
+    for spent, cap, what in (
+        (cost.calls, settings.max_calls, "upstream calls"),
+        (cost.completion_tokens, settings.max_request_tokens, "completion tokens"),
+    ):
+        if spent > cap:
+            raise InvalidRequest(
+                f"{strategy.spec} with n={runs} may cause up to {spent} {what}, over this server's limit "
+                f"of {cap}",
+                param="model",
+                code="over_limit",
+            )
+
+
 async def run_plan(
-    plan: Plan, backend: Backend, on_event: Callable[[int, str, dict[str, Any]], None] | None = None
+    plan: Plan,
+    upstreams: Mapping[str, Backend],
+    upstream: str,
+    on_event: Callable[[int, str, dict[str, Any]], None] | None = None,
 ) -> list[Result]:
-    """Run every choice's strategy concurrently; one failing cancels the others."""
+    """Run every choice's strategy concurrently on ``upstream``; one failing cancels the others.
+
+    Other models a strategy names resolve among ``upstreams`` only, and every call on any of them counts
+    against the request's caps.
+    """
+    capped = request_backends(upstreams, RequestCap(plan.max_calls, plan.max_request_tokens))
+    pool = UpstreamBackends(capped)
 
     def handler(index: int) -> Callable[[str, dict[str, Any]], None] | None:
         if on_event is None:
@@ -164,7 +208,8 @@ async def run_plan(
                     asolve(
                         plan.messages,
                         strategy,
-                        backend=backend,
+                        backend=capped[upstream],
+                        backends=pool,
                         seed=seed,
                         budget=plan.budget,
                         on_event=handler(index),
