@@ -561,7 +561,7 @@ def test_budget_cap_and_metrics() -> None:
     assert reply.usage.completion_tokens == 4
     assert 'ponder_upstream_calls_total{upstream="scripted"} 1' in text
     assert 'ponder_upstream_completion_tokens_total{upstream="scripted"} 4' in text
-    assert 'ponder_requests_total{mode="strategy",status="400"} 2' in text
+    assert 'ponder_requests_total{mode="rejected",status="400"} 2' in text  # refused before running
     assert "ponder_request_seconds_count 3" in text and "ponder_requests_in_flight 0" in text
 
 

@@ -16,6 +16,7 @@ import struct
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 
 import httpx
 import openai
@@ -23,8 +24,9 @@ import pytest
 from conftest import completion
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from test_server import BlockingBackend, Running, scripted, serve, upstream_for, wait_until
+from test_server import Running, _ignore, scripted, serve, upstream_for, wait_until
 
+from ponder.backends import Generation, GenRequest, ScriptedBackend
 from ponder.cli.main import main
 from ponder.server import Upstream
 
@@ -400,35 +402,48 @@ def test_a_burst_of_200_waits_in_line_with_default_flags(fake_openai_server) -> 
         assert 'ponder_requests_total{mode="strategy",status="200"} 200' in server.metrics.render()
 
 
-def test_the_line_is_first_come_first_served_and_a_client_that_leaves_leaves_it() -> None:
-    blocking = BlockingBackend(model="slow", hold=0.5)
-    with serve(Upstream("slow", blocking), max_in_flight=1) as server:
-        order: list[str] = []
+@dataclass
+class GateBackend(ScriptedBackend):
+    """Every call waits until the test opens the gate; ``order`` records whose call started when."""
 
-        def call(label: str, timeout: float) -> None:
-            with contextlib.suppress(openai.APIError):
-                server.client(timeout=timeout).chat.completions.create(model="ponder:greedy", messages=USER)
-                order.append(label)
+    gate: threading.Event = field(default_factory=threading.Event)
+    order: list[str] = field(default_factory=list)
+
+    async def generate(self, requests: list[GenRequest]) -> list[list[Generation]]:
+        self.order.append(requests[0].messages[-1].content)
+        deadline = time.monotonic() + LONGEST_FAULT
+        while not self.gate.is_set() and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+        return await super().generate(requests)
+
+
+def test_the_line_is_first_come_first_served_and_a_client_that_leaves_leaves_it() -> None:
+    backend = GateBackend(model="gated")
+    with serve(Upstream("gated", backend), max_in_flight=1) as server:
 
         def start(label: str, timeout: float) -> threading.Thread:
-            thread = threading.Thread(target=call, args=(label, timeout))
+            messages = [{"role": "user", "content": label}]
+            create = server.client(timeout=timeout).chat.completions.create
+            thread = threading.Thread(
+                target=_ignore, args=(lambda: create(model="ponder:greedy", messages=messages),)
+            )
             thread.start()
             return thread
 
-        threads = [start("first", 5.0)]
-        wait_until(lambda: blocking.started == 1)
-        threads.append(start("leaves", 0.2))  # waits, then disconnects before a slot frees
+        threads = [start("first", 10.0)]
+        wait_until(lambda: backend.order == ["first"])
+        threads.append(start("leaves", 0.3))  # waits in line, then disconnects before a slot frees
         wait_until(lambda: server.metrics.queued == 1)
         wait_until(lambda: server.metrics.queued == 0)  # it left the line
-        threads.append(start("second", 5.0))
-        wait_until(lambda: server.metrics.queued == 1)
-        threads.append(start("third", 5.0))
-        wait_until(lambda: server.metrics.queued == 2)
-        assert "ponder_requests_queued 2" in server.metrics.render()
+        for count, label in enumerate(("second", "third", "fourth"), start=1):
+            threads.append(start(label, 10.0))
+            wait_until(lambda count=count: server.metrics.queued == count)
+        assert "ponder_requests_queued 3" in server.metrics.render()
+        backend.gate.set()
         for thread in threads:
             thread.join(10)
-        assert order == ["first", "second", "third"] and blocking.started == 3
-        assert server.metrics.in_flight == 0
+        assert backend.order == ["first", "second", "third", "fourth"]
+        wait_until(lambda: server.metrics.in_flight == 0 and server.metrics.queued == 0)
 
 
 # -- keys on the command line ----------------------------------------------------------------------
