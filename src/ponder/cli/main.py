@@ -1,7 +1,8 @@
 """``ponder`` command line: ``solve``, ``setup``, ``models``, ``strategies``.
 
 Errors from the one vocabulary in ``ponder.core.errors`` map to exit codes here and nowhere else:
-2 bad input (unknown names or options), 3 backend unreachable or failing, 4 setup failed, 130 Ctrl-C.
+2 bad input (unknown names or options), 3 backend unreachable, failing, refusing, malformed or past
+``--timeout``, 4 setup failed, 130 Ctrl-C. Each is one line on stderr, never a traceback.
 """
 
 from __future__ import annotations
@@ -17,12 +18,13 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 
 from ponder import __version__
 from ponder.api import DEFAULT_STRATEGY, asolve, build_strategy
 from ponder.backends import Backend, make_backend
 from ponder.cli.render import render_result
-from ponder.core.errors import PonderError, UsageError
+from ponder.core.errors import BackendError, PonderError, UsageError
 from ponder.core.ledger import Budget
 from ponder.core.types import Result
 from ponder.tasks.prompts import MATH_SYSTEM_PROMPT
@@ -30,6 +32,10 @@ from ponder.tasks.prompts import MATH_SYSTEM_PROMPT
 # Piped output (logs, CI) is not cut at 80 columns: tables keep whole strategy names.
 stdout = Console(width=None if sys.stdout.isatty() else 160)
 stderr = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
+
+
+#: ``ponder solve --timeout``: a hanging or slow-drip server, or a ``Retry-After`` of a day, ends here
+DEFAULT_SOLVE_TIMEOUT = 600.0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -60,6 +66,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     solve.add_argument("--budget", default=None, help="caps, e.g. tokens=4000,calls=16,seconds=60")
     solve.add_argument("--json", action="store_true", help="print the result as JSON on stdout")
+    solve.add_argument(
+        "--timeout",
+        type=float,
+        default=DEFAULT_SOLVE_TIMEOUT,
+        metavar="SECONDS",
+        help=f"give up (exit 3) after this long in all (default {DEFAULT_SOLVE_TIMEOUT:g}; 0: no deadline)",
+    )
 
     setup = commands.add_parser("setup", help="prepare the embedded runtime and model ahead of time")
     setup.add_argument("--model", default=None, help="embedded model name (default: the default model)")
@@ -184,7 +197,15 @@ def add_backend_arguments(parser: argparse.ArgumentParser) -> None:
         "--model", "-m", default=None, help="embedded model name, or the served model's name with --base-url"
     )
     parser.add_argument("--base-url", default=None, help="OpenAI-compatible server URL (env PONDER_BASE_URL)")
-    parser.add_argument("--api-key", default=None, help="API key (env PONDER_API_KEY or OPENAI_API_KEY)")
+    parser.add_argument(
+        "--api-key",
+        default=None,
+        help="API key (visible to other users in process lists: prefer env PONDER_API_KEY or OPENAI_API_KEY,"
+        " or --api-key-file)",
+    )
+    parser.add_argument(
+        "--api-key-file", type=Path, default=None, metavar="PATH", help="read the API key from this file"
+    )
     parser.add_argument(
         "--server", default=None, help="server profile: generic, openai, vllm, sglang, llama-server, ollama"
     )
@@ -205,8 +226,34 @@ def add_backend_arguments(parser: argparse.ArgumentParser) -> None:
 def backend_from_args(args: argparse.Namespace) -> Backend:
     """The backend the shared backend arguments name."""
     return make_backend(
-        args.model, args.base_url, args.api_key, args.server, args.parameters, args.chat_template
+        args.model, args.base_url, api_key_from_args(args), args.server, args.parameters, args.chat_template
     )
+
+
+def api_key_from_args(args: argparse.Namespace) -> str | None:
+    """The key from ``--api-key-file`` or ``--api-key`` (warned about: command lines are public).
+
+    None leaves the choice to the environment (PONDER_API_KEY, then OPENAI_API_KEY).
+    """
+    if args.api_key is not None and args.api_key_file is not None:
+        raise UsageError("give --api-key or --api-key-file, not both")
+    if args.api_key is not None:
+        stderr.print(
+            "[yellow]warning:[/] --api-key is visible to other users of this machine (process lists); "
+            "set PONDER_API_KEY or OPENAI_API_KEY, or use --api-key-file PATH",
+            highlight=False,
+            soft_wrap=True,
+        )
+        return args.api_key
+    if args.api_key_file is None:
+        return None
+    try:
+        key = args.api_key_file.read_text().strip()
+    except OSError as error:
+        raise UsageError(f"cannot read --api-key-file {args.api_key_file}: {error.strerror}") from None
+    if not key:
+        raise UsageError(f"--api-key-file {args.api_key_file} is empty")
+    return key
 
 
 class ProgressLine:
@@ -247,18 +294,28 @@ def solve_spec(args: argparse.Namespace) -> str:
 async def run_solve(args: argparse.Namespace) -> Result:
     strategy = build_strategy(solve_spec(args))  # fail fast on bad specs, before any backend starts
     budget = Budget.parse(args.budget)
+    if args.timeout < 0:
+        raise UsageError(
+            f"--timeout must be 0 (no deadline) or a positive number of seconds, got {args.timeout:g}"
+        )
     backend = backend_from_args(args)
     try:
         with ProgressLine(enabled=True) as progress:
-            return await asolve(
-                args.question,
-                strategy,
-                backend=backend,
-                seed=args.seed,
-                budget=budget,
-                system_prompt=args.system_prompt or None,
-                on_event=progress,
-            )
+            async with asyncio.timeout(args.timeout or None):
+                return await asolve(
+                    args.question,
+                    strategy,
+                    backend=backend,
+                    seed=args.seed,
+                    budget=budget,
+                    system_prompt=args.system_prompt or None,
+                    on_event=progress,
+                )
+    except TimeoutError:
+        raise BackendError(
+            f"no answer within --timeout {args.timeout:g} s (the backend is slow, not answering, "
+            "or asked to retry later)"
+        ) from None
     finally:
         await backend.close()
 
@@ -472,11 +529,19 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return COMMANDS[args.command](args)
     except PonderError as error:
-        stderr.print(f"[bold red]error:[/] {error}", highlight=False, soft_wrap=True)
+        stderr.print(f"[bold red]error:[/] {escape(str(error))}", highlight=False, soft_wrap=True)
         return error.exit_code
     except KeyboardInterrupt:
         stderr.print("[yellow]interrupted[/]")
         return 130
+    except Exception as error:  # noqa: BLE001 - the last resort: one line, not a traceback
+        cause = " ".join(f"{type(error).__name__}: {error}".split())[:300]
+        stderr.print(
+            f"[bold red]error:[/] unexpected {escape(cause)} (a bug in ponder: please report it)",
+            highlight=False,
+            soft_wrap=True,
+        )
+        return 1
 
 
 if __name__ == "__main__":
