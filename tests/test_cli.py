@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 import sys
+import time
 
+import pytest
 from conftest import completion
 
 from ponder.cli.main import main
@@ -133,3 +136,76 @@ def test_chat_template_flag_reaches_the_server_backend(tmp_path) -> None:
             ]
         )
         assert backend_from_args(args).chat_template == str(template)
+
+
+def solve_against(url: str, *extra: str) -> list[str]:
+    return ["solve", "q", "--base-url", url, "--model", "m", "--strategy", "greedy", *extra]
+
+
+FAILING_UPSTREAMS = {
+    "5xx": (
+        500,
+        {"error": {"message": "boom"}},
+        {"Retry-After": "0"},
+        "failed after 4 attempt(s): HTTP 500: boom",
+    ),
+    "4xx": (
+        404,
+        {"error": {"message": "no such model"}},
+        {},
+        "rejected the request: HTTP 404: no such model",
+    ),
+    "malformed": (200, {"choices": [{"message": {"content": 7}}]}, {}, "malformed reply: choices.0.message"),
+    "redirect": (302, {}, {"Location": "http://127.0.0.1:9/v1"}, "HTTP 302, a redirect (not followed)"),
+}
+
+
+@pytest.mark.parametrize("status,payload,headers,cause", FAILING_UPSTREAMS.values(), ids=FAILING_UPSTREAMS)
+def test_every_backend_failure_exits_3_with_one_line(
+    fake_openai_server, capsys, status, payload, headers, cause
+) -> None:
+    fake = fake_openai_server(lambda body, _: (status, payload, headers))
+    assert main(solve_against(fake.url)) == 3
+    error = capsys.readouterr().err
+    assert cause in error and "Traceback" not in error and error.count("\n") == 1
+
+
+def test_timeout_ends_a_retry_after_of_a_day_with_exit_3(fake_openai_server, capsys) -> None:
+    fake = fake_openai_server(lambda body, _: (429, {"error": {"message": "busy"}}, {"Retry-After": "86400"}))
+    started = time.monotonic()
+    assert main(solve_against(fake.url, "--timeout", "1")) == 3
+    error = capsys.readouterr().err
+    assert "no answer within --timeout 1 s" in error and error.count("\n") == 1
+    assert time.monotonic() - started < 5 and len(fake.bodies) == 1
+
+
+def test_timeout_ends_a_hanging_upstream_in_a_subprocess() -> None:
+    with socket.socket() as listener:  # accepts connections (kernel backlog) and never answers
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(8)
+        url = f"http://127.0.0.1:{listener.getsockname()[1]}/v1"
+        completed = subprocess.run(
+            [*PONDER, *solve_against(url, "--timeout", "1.5")],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            stdin=subprocess.DEVNULL,
+        )
+    assert completed.returncode == 3
+    assert "no answer within --timeout 1.5 s" in completed.stderr and "Traceback" not in completed.stderr
+
+
+def test_api_key_on_the_command_line_warns_and_a_key_file_does_not(
+    fake_openai_server, capsys, tmp_path
+) -> None:
+    fake = fake_openai_server(lambda body, _: (200, completion(["\\boxed{1}"]), {}))
+    assert main(solve_against(fake.url, "--api-key", "sekret")) == 0
+    error = capsys.readouterr().err
+    assert "warning: --api-key is visible to other users" in error and "PONDER_API_KEY" in error
+    key_file = tmp_path / "key"
+    key_file.write_text("from-file\n")
+    assert main(solve_against(fake.url, "--api-key-file", str(key_file))) == 0
+    assert "warning" not in capsys.readouterr().err
+    assert [h["authorization"] for h in fake.headers] == ["Bearer sekret", "Bearer from-file"]
+    assert main(solve_against(fake.url, "--api-key-file", str(tmp_path / "missing"))) == 2
+    assert "cannot read --api-key-file" in capsys.readouterr().err
