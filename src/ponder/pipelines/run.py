@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from ponder.core.cost import Cost
 from ponder.core.types import Problem
 from ponder.pipelines.schema import Pipeline, layer_name
 from ponder.roles import ROLES, Pool, Role
@@ -34,3 +35,13 @@ async def run_layers(roles: list[Role], problem: Problem, ctx: Context) -> tuple
         step = await role.apply(pool, ctx)
         trace.append({"layer": role.name, "role": role.kind, **step, "pool": len(pool.candidates)})
     return pool, trace
+
+
+def layers_max_cost(roles: list[Role]) -> Cost:
+    """The most upstream work the layers can cause, each layer bounded on the most candidates the
+    layers before it can leave in the pool (which starts empty)."""
+    total, pool = Cost(), 0
+    for role in roles:
+        total += role.max_cost(pool)
+        pool = role.max_pool(pool)
+    return total

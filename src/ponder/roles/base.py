@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Annotated, Any, ClassVar
 from pydantic import BeforeValidator, Field, PlainSerializer
 
 from ponder.backends import Backend, Generation, GenRequest
+from ponder.core.cost import Cost
 from ponder.core.registry import BaseURL, ModelName, Options, Registry
 from ponder.core.types import Candidate, Message, Problem
 
@@ -175,6 +176,15 @@ class Role(abc.ABC):
     @abc.abstractmethod
     async def apply(self, pool: Pool, ctx: Context) -> dict[str, Any]:
         """Act on the pool; return a JSON-serialisable summary of this step."""
+
+    @abc.abstractmethod
+    def max_cost(self, pool: int) -> Cost:
+        """The most upstream work ``apply`` can cause on a pool of at most ``pool`` candidates."""
+
+    def max_pool(self, pool: int) -> int:
+        """The most candidates the pool can hold after ``apply``, from at most ``pool`` before (a
+        pipeline passes it to the next layer's ``max_cost``). Most roles keep or trim the pool."""
+        return pool
 
 
 ROLES: Registry[Role] = Registry("role")

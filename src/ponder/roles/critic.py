@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field
 
+from ponder.core.cost import Cost
 from ponder.core.types import Message
 from ponder.roles.base import ROLES, Pool, Role, RoleOptions, shown
 
@@ -55,3 +56,7 @@ class Critic(Role):
         for candidate, [generation] in zip(pool.candidates, results, strict=True):
             pool.critiques[id(candidate)] = generation.text
         return {"critiques": [generation.text for [generation] in results]}
+
+    def max_cost(self, pool: int) -> Cost:
+        """One critique per candidate."""
+        return Cost.sample(pool, self.options.max_tokens)

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field
 
+from ponder.core.cost import Cost
 from ponder.roles.base import ROLES, Pool, Role, RoleOptions, with_system
 from ponder.roles.generator import references_text
 
@@ -40,3 +41,11 @@ class Fuser(Role):
         pool.candidates = [ctx.candidate(g) for g in generations]
         pool.generated += pool.candidates
         return {"fused": shown, "answers": [c.answer for c in pool.candidates]}
+
+    def max_cost(self, pool: int) -> Cost:
+        """``n`` fused samples, none from an empty pool."""
+        return Cost.sample(self.max_pool(pool), self.options.max_tokens)
+
+    def max_pool(self, pool: int) -> int:
+        """The fused candidates replace the pool (an empty pool stays empty)."""
+        return self.options.n if pool else 0

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 from pydantic import Field
 
 from ponder.backends.base import split_evenly
+from ponder.core.cost import Cost
 from ponder.core.registry import FreeText, ServedModel
 from ponder.core.types import Candidate
 from ponder.roles.base import (
@@ -104,3 +105,11 @@ class Generator(Role):
                 for model, persona, candidate in made
             ],
         }
+
+    def max_cost(self, pool: int) -> Cost:
+        """``n`` samples from each model."""
+        return Cost.sample(self.max_pool(pool), self.options.max_tokens)
+
+    def max_pool(self, pool: int) -> int:
+        """Its samples replace the pool."""
+        return self.options.n * max(1, len(self.options.models))

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import Field, model_validator
 
 from ponder.backends.base import GenRequest
+from ponder.core.cost import Cost
 from ponder.core.registry import OptionalScorerSpec
 from ponder.core.types import Message
 from ponder.roles.base import ROLES, Pool, Role, RoleOptions, numbered_solutions, shown
@@ -108,6 +109,19 @@ class Ranker(Role):
             if choice is not None:
                 wins[i if choice == "A" else j] += 1.0
         return wins
+
+    def max_cost(self, pool: int) -> Cost:
+        """Nothing for one candidate or none; else one listwise ranking, a comparison per pair, or the
+        scorer's cost."""
+        if pool <= 1:
+            return Cost()
+        if self.scorer is not None:
+            return self.scorer.max_cost(pool)
+        comparisons = 1 if self.options.method == "listwise" else pool * (pool - 1) // 2
+        return Cost.sample(comparisons, self.options.max_tokens)
+
+    def max_pool(self, pool: int) -> int:
+        return min(pool, self.options.keep or pool)
 
     def review(self, ctx: Context, prompt: str) -> GenRequest:
         return self.request(ctx, (Message("system", RANKER_SYSTEM_PROMPT), Message("user", prompt)))

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field
 
+from ponder.core.cost import Cost
 from ponder.core.registry import Sandbox
 from ponder.core.types import Message, Usage
 from ponder.roles.base import ROLES, Pool, Role, RoleOptions, numbered_solutions
@@ -68,6 +69,10 @@ class TestGenerator(Role):
         pool.tests += new
         return {"tests": new, "discriminating": options.discriminating}
 
+    def max_cost(self, pool: int) -> Cost:
+        """One request of ``writers`` samples."""
+        return Cost.sample(self.options.writers, self.options.max_tokens)
+
 
 class TestRunnerOptions(RoleOptions):
     role: Literal["test-runner"] = "test-runner"
@@ -92,6 +97,13 @@ class TestRunner(Role):
         order = sorted(range(len(scores)), key=lambda i: -scores[i])
         pool.candidates = [pool.candidates[i] for i in order][: self.options.keep]
         return {"tests": len(tests), "scores": scores, "order": order}
+
+    def max_cost(self, pool: int) -> Cost:
+        """None upstream: the tests run in the local sandbox."""
+        return Cost()
+
+    def max_pool(self, pool: int) -> int:
+        return min(pool, self.options.keep or pool)
 
 
 async def run_candidates(

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field
 
+from ponder.core.cost import Cost
 from ponder.core.registry import OptionalScorerSpec
 from ponder.roles.base import MAX_SHOWN_CHARS, ROLES, Pool, Role, RoleOptions, fresh_seed
 from ponder.scorers import SCORERS
@@ -59,6 +60,12 @@ class Verifier(Role):
         passed = [c for c, s in zip(candidates, scores, strict=True) if s > self.options.threshold]
         pool.candidates = passed or candidates
         return {"scores": scores, "passed": len(passed), "fall_through": not passed and bool(candidates)}
+
+    def max_cost(self, pool: int) -> Cost:
+        """The scorer's cost, or one short review per candidate."""
+        if self.scorer is not None:
+            return self.scorer.max_cost(pool)
+        return Cost.sample(pool, self.options.max_tokens)
 
     async def review(self, problem: Problem, candidates: list[Candidate], ctx: Context) -> list[float]:
         backend = await self.backend(ctx)

@@ -12,6 +12,8 @@ import abc
 from typing import TYPE_CHECKING, Any, Literal
 
 from ponder.backends.base import Backend, Generation, GenRequest
+from ponder.core.cost import Cost
+from ponder.core.errors import UsageError
 from ponder.core.registry import Options, Registry
 from ponder.core.types import Candidate, Message, Problem, Usage
 
@@ -36,6 +38,11 @@ class Scorer(abc.ABC):
     @abc.abstractmethod
     async def score(self, problem: Problem, candidates: list[Candidate], ctx: Context) -> list[float]:
         """One score per candidate, in order."""
+
+    def max_cost(self, candidates: int) -> Cost:
+        """The most upstream work one ``score`` call (or ``score_steps``, for a step scorer) over this
+        many candidates or partial solutions can cause; it never decreases as ``candidates`` grows."""
+        raise UsageError(f"scorer {self.name!r} does not state the most upstream work it can cause")
 
     async def review(
         self,

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field, field_validator
 
+from ponder.core.cost import Cost
 from ponder.core.registry import Options
 from ponder.core.types import Candidate, Problem, TokenLogprob
 from ponder.scorers import token_confidence
@@ -75,6 +76,10 @@ class ConfidenceScorer(Scorer):
 
     async def score(self, problem: Problem, candidates: list[Candidate], ctx: Context) -> list[float]:
         return [self._score(c.logprobs or []) for c in candidates]
+
+    def max_cost(self, candidates: int) -> Cost:
+        """None: it reads the logprobs the candidates already carry."""
+        return Cost()
 
 
 @SCORERS.register("self-certainty", SelfCertaintyOptions)

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Literal
 from pydantic import Field
 
 from ponder.backends.base import GenRequest
+from ponder.core.cost import Cost
 from ponder.core.errors import UsageError
 from ponder.core.registry import Options, Sandbox
 from ponder.core.types import Candidate, Message, Problem, Usage
@@ -210,3 +211,9 @@ class ExecutionScorer(Scorer):
             ],
         )
         return [report.score for report in reports]
+
+    def max_cost(self, candidates: int) -> Cost:
+        """One request that writes the tests when they are generated (per call, whatever the number of
+        candidates); the sandbox runs are local."""
+        options: ExecutionOptions = self.options  # type: ignore[assignment]
+        return Cost.sample(1, options.max_tokens) if options.tests == "generated" else Cost()

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 
 from pydantic import Field
 
+from ponder.core.cost import Cost
 from ponder.core.registry import Options
 from ponder.core.types import Candidate, Problem
 from ponder.scorers.base import SCORERS, Scorer, review_request
@@ -86,3 +87,8 @@ class GenVerifierScorer(Scorer):
         ]
         results = await self.review(ctx, candidates, requests)
         return [mean_verdict([parse_verdict(g.text) for g in generations]) for generations in results]
+
+    def max_cost(self, candidates: int) -> Cost:
+        """``verifications`` chains per candidate."""
+        options: GenVerifierOptions = self.options  # type: ignore[assignment]
+        return Cost.sample(candidates * options.verifications, options.max_tokens)

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING
 from pydantic import Field
 
 from ponder.backends.base import Generation
+from ponder.core.cost import Cost
 from ponder.core.registry import Options
 from ponder.core.types import Candidate, Problem
 from ponder.scorers.base import SCORERS, Scorer, review_request
@@ -102,3 +103,8 @@ class GRMScorer(Scorer):
         ]
         results = await self.review(ctx, candidates, requests)
         return [reward(generations, options.meta_filter) for generations in results]
+
+    def max_cost(self, candidates: int) -> Cost:
+        """``samples`` critiques per candidate."""
+        options: GRMOptions = self.options  # type: ignore[assignment]
+        return Cost.sample(candidates * options.samples, options.max_tokens)

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Literal
 from pydantic import Field
 
 from ponder.backends import GenRequest
+from ponder.core.cost import Cost
 from ponder.core.registry import BaseURL, ModelName, Options
 from ponder.core.types import Candidate, Problem, TokenLogprob
 from ponder.scorers.base import SCORERS, Scorer, review_request
@@ -49,6 +50,9 @@ PARTIAL_RATING_TEMPLATE = (
     "How likely is this solution, continued from here, to reach the right final answer? Rate it from 0 "
     "(certainly wrong) to 10 (certainly right). Reply with the rating only, as: Score: N"
 )
+#: tokens a judge may write: the Yes/No token read by logprobs, or a "Score: N" rating
+VERDICT_TOKENS = 1
+RATING_TOKENS = 8
 _SCORE = re.compile(r"score\W{0,3}(\d+(?:\.\d+)?)", re.IGNORECASE)
 _NUMBER = re.compile(r"(?<![\d.])(\d+(?:\.\d+)?)(?!\.?\d)")
 
@@ -114,7 +118,7 @@ class JudgeScorer(Scorer):
             template,
             options.max_solution_chars,
             temperature=0.0,
-            max_tokens=1 if use_logprobs else 8,
+            max_tokens=VERDICT_TOKENS if use_logprobs else RATING_TOKENS,
             logprobs=options.top_logprobs if use_logprobs else None,
         )
 
@@ -132,3 +136,8 @@ class JudgeScorer(Scorer):
             probability = p_yes(generation.logprobs[0] if generation.logprobs else None)
             scores.append(probability if probability is not None else verbal_verdict(generation.text))
         return scores
+
+    def max_cost(self, candidates: int) -> Cost:
+        """One short review per candidate (a rating unless the mode reads logprobs)."""
+        options: JudgeOptions = self.options  # type: ignore[assignment]
+        return Cost.sample(candidates, VERDICT_TOKENS if options.mode == "logprob" else RATING_TOKENS)

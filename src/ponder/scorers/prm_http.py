@@ -27,6 +27,7 @@ import httpx
 from pydantic import Field
 
 from ponder.backends.openai import RETRY_STATUSES
+from ponder.core.cost import Cost
 from ponder.core.errors import BackendError, BackendUnavailableError
 from ponder.core.registry import Limit, OperatorOnly, OptionalText, Options, Text
 from ponder.core.types import Problem, Usage
@@ -71,6 +72,11 @@ class PRMHTTPScorer(StepScorer):
     def __init__(self, options: Options):
         super().__init__(options)
         self._separator_id: int | None = None
+
+    def max_cost(self, candidates: int) -> Cost:
+        """Up to two requests per solution (``/pooling``, then ``/tokenize`` when the server pools every
+        token) and one to look up the separator; the reward model writes no tokens."""
+        return Cost(calls=2 * candidates + 1)
 
     @property
     def base_url(self) -> str:

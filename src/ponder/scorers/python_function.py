@@ -12,6 +12,7 @@ import inspect
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Annotated, Any, ClassVar
 
+from ponder.core.cost import Cost
 from ponder.core.errors import UsageError
 from ponder.core.registry import OperatorOnly, Options
 from ponder.core.types import Candidate, Problem
@@ -66,3 +67,7 @@ class PythonScorer(Scorer):
                 target = self.options.target  # type: ignore[attr-defined]
                 raise UsageError(f"python scorer {target!r} returned {value!r}, not a number") from None
         return scores
+
+    def max_cost(self, candidates: int) -> Cost:
+        """None upstream: the function runs in this process (the operator chose it)."""
+        return Cost()

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
 
 from pydantic import Field
 
+from ponder.core.cost import Cost
 from ponder.core.errors import UsageError
 from ponder.core.registry import OperatorOnly, OptionalText, Options, Text
 from ponder.core.types import Candidate, Problem, Usage
@@ -241,6 +242,10 @@ class PRMScorer(StepScorer):
         options: PRMOptions = self.options  # type: ignore[assignment]
         return options.aggregate or DEFAULT_AGGREGATE[self.family]
 
+    def max_cost(self, candidates: int) -> Cost:
+        """None upstream: the model runs in this process."""
+        return Cost()
+
     def format(self, tokenizer: Any, question: str, steps: list[str]) -> str:
         """The text the model reads: every step is followed by the separator (or tag) token."""
         options: PRMOptions = self.options  # type: ignore[assignment]
@@ -307,6 +312,10 @@ class ORMScorer(Scorer):
         for candidate, usage in zip(candidates, usages, strict=True):
             candidate.scoring_usage = candidate.scoring_usage + usage
         return scores
+
+    def max_cost(self, candidates: int) -> Cost:
+        """None upstream: the model runs in this process."""
+        return Cost()
 
     def _score(self, problem: Problem, texts: list[str]) -> tuple[list[float], list[Usage]]:
         options: ORMOptions = self.options  # type: ignore[assignment]

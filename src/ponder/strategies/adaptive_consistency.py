@@ -26,6 +26,7 @@ from typing import Literal
 
 from pydantic import Field
 
+from ponder.core.cost import Cost
 from ponder.core.types import Candidate, Problem, Result
 from ponder.scorers import Vote, majority_vote
 from ponder.strategies.base import STRATEGIES, Context, SamplingOptions, Strategy
@@ -103,6 +104,11 @@ class AdaptiveConsistency(Strategy):
 
     def select(self, candidates: list[Candidate]) -> Vote:
         return self.replay(candidates)[0]
+
+    def max_cost(self) -> Cost:
+        """``max_n`` samples, when the vote never settles."""
+        options: AdaptiveConsistencyOptions = self.options  # type: ignore[assignment]
+        return Cost.sample(options.max_n, options.max_tokens)
 
     async def run(self, problem: Problem, ctx: Context) -> Result:
         options: AdaptiveConsistencyOptions = self.options  # type: ignore[assignment]

@@ -20,6 +20,7 @@ from typing import Any
 
 from pydantic import Field
 
+from ponder.core.cost import Cost
 from ponder.core.registry import BaseURL, ModelName, StrategySpec
 from ponder.core.types import Message, Problem, Result
 from ponder.roles.base import ask, seeds
@@ -56,6 +57,13 @@ class AtomOfThoughts(Strategy):
     def __init__(self, options: AtomOfThoughtsOptions):
         super().__init__(options)
         self.inner = STRATEGIES.build(options.then)
+
+    def max_cost(self) -> Cost:
+        """Per transition a decomposition, at most ``max_atoms - 1`` independent atoms solved and a
+        contraction; then the inner strategy's cost."""
+        options: AtomOfThoughtsOptions = self.options  # type: ignore[assignment]
+        transition = Cost.sample(options.max_atoms + 1, options.max_tokens)
+        return transition * options.depth + self.inner.max_cost()
 
     async def run(self, problem: Problem, ctx: Context) -> Result:
         options: AtomOfThoughtsOptions = self.options  # type: ignore[assignment]

@@ -18,6 +18,8 @@ from pydantic import Field
 
 from ponder.backends.base import Backend, Generation, GenRequest
 from ponder.backends.pool import Backends
+from ponder.core.cost import Cost
+from ponder.core.errors import UsageError
 from ponder.core.ledger import Ledger
 from ponder.core.registry import Options, Registry
 from ponder.core.types import Candidate, Problem, Result, Usage
@@ -257,6 +259,12 @@ class Strategy(abc.ABC):
     @abc.abstractmethod
     async def run(self, problem: Problem, ctx: Context) -> Result:
         """Solve ``problem`` within ``ctx``'s budget and return every candidate with its usage."""
+
+    def max_cost(self) -> Cost:
+        """The most upstream work one run can cause (``ponder.core.cost``), scorers and roles included,
+        so that a server can refuse it before it starts. Every strategy states it; one that does not is
+        refused rather than run unbounded."""
+        raise UsageError(f"strategy {self.name!r} does not state the most upstream work it can cause")
 
     @property
     def uses_scores(self) -> bool:

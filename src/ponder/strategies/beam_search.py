@@ -23,6 +23,7 @@ from typing import Literal
 from pydantic import Field
 
 from ponder.backends.base import split_evenly
+from ponder.core.cost import Cost
 from ponder.core.types import Problem, Result
 from ponder.strategies.base import STRATEGIES, Context
 from ponder.strategies.search_tree import Node, SearchTree, StepSearch, StepSearchOptions
@@ -40,6 +41,16 @@ class BeamSearch(StepSearch):
     """N beams over steps; keep the N/M best, sample M next steps from each (Snell et al., 2024)."""
 
     name = "beam-search"
+
+    def max_cost(self) -> Cost:
+        """Per depth, n next steps valued in one scorer call; with lookahead, also ``lookahead`` greedy
+        steps of each and two scorer calls (the steps that ended, then where the rollouts end)."""
+        options: BeamSearchOptions = self.options  # type: ignore[assignment]
+        steps = Cost.sample(options.n, options.max_tokens)
+        if options.lookahead == 0:
+            return (steps + self.scorer.max_cost(options.n)) * options.max_depth
+        rollouts = steps * options.lookahead + self.scorer.max_cost(options.n) * 2
+        return (steps + rollouts) * options.max_depth
 
     async def run(self, problem: Problem, ctx: Context) -> Result:
         options: BeamSearchOptions = self.options  # type: ignore[assignment]

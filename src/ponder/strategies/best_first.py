@@ -18,6 +18,7 @@ import heapq
 
 from pydantic import Field
 
+from ponder.core.cost import Cost
 from ponder.core.types import Problem, Result
 from ponder.strategies.base import STRATEGIES, Context
 from ponder.strategies.search_tree import SearchTree, StepSearch, StepSearchOptions
@@ -34,6 +35,12 @@ class BestFirst(StepSearch):
 
     name = "best-first"
     depth_option = "n"  # expansions run one after another
+
+    def max_cost(self) -> Cost:
+        """n expansions of ``width`` steps, each expansion valued in one scorer call."""
+        options: BestFirstOptions = self.options  # type: ignore[assignment]
+        expansion = Cost.sample(options.width, options.max_tokens) + self.scorer.max_cost(options.width)
+        return expansion * options.n
 
     async def run(self, problem: Problem, ctx: Context) -> Result:
         options: BestFirstOptions = self.options  # type: ignore[assignment]

@@ -16,6 +16,7 @@ from typing import Literal
 
 from pydantic import Field
 
+from ponder.core.cost import Cost
 from ponder.core.registry import ScorerSpec
 from ponder.core.types import Candidate, Problem, Result
 from ponder.scorers import SCORERS, Vote
@@ -64,3 +65,8 @@ class BestOfN(Strategy):
         if options.aggregate == "top":
             return top_fraction_vote(candidates, scores, options.keep)
         return argmax(candidates, scores)
+
+    def max_cost(self) -> Cost:
+        """n samples and the scorer's cost on all of them."""
+        options: BestOfNOptions = self.options  # type: ignore[assignment]
+        return Cost.sample(options.n, options.max_tokens) + self.scorer.max_cost(options.n)

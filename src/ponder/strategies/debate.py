@@ -20,6 +20,7 @@ from typing import Annotated
 
 from pydantic import Field
 
+from ponder.core.cost import Cost
 from ponder.core.registry import BaseURL, FreeText, ServedModel
 from ponder.core.types import Candidate, Message, Problem, Result
 from ponder.roles.base import Names, ask, persona_line, seeds, shown, with_system
@@ -57,6 +58,11 @@ class Debate(Strategy):
         model = options.models[index % len(options.models)] if options.models else None
         persona = options.personas[index % len(options.personas)] if options.personas else None
         return model, persona
+
+    def max_cost(self) -> Cost:
+        """One answer per agent per round."""
+        options: DebateOptions = self.options  # type: ignore[assignment]
+        return Cost.sample(options.agents * options.rounds, options.max_tokens)
 
     async def run(self, problem: Problem, ctx: Context) -> Result:
         options: DebateOptions = self.options  # type: ignore[assignment]

@@ -31,6 +31,7 @@ from typing import Literal
 from pydantic import Field
 
 from ponder.backends.base import Generation, GenRequest
+from ponder.core.cost import Cost
 from ponder.core.types import Candidate, Problem, Result, TokenLogprob, Usage
 from ponder.scorers import Vote, weighted_vote
 from ponder.scorers.confidence import ConfidenceOptions, ConfidenceScorer, Metric
@@ -78,6 +79,17 @@ class DeepConf(Strategy):
         self.scorer = ConfidenceScorer(
             ConfidenceOptions(metric=options.metric, top_k=options.top_k, window=options.window)
         )
+
+    def max_cost(self) -> Cost:
+        """n traces of at most ``max_tokens``; online, each trace after the warm-up is grown in up to
+        ⌈max_tokens / chunk⌉ requests. Confidence is read from logprobs (no scorer calls)."""
+        options: DeepConfOptions = self.options  # type: ignore[assignment]
+        traces = Cost.sample(options.n, options.max_tokens)
+        if options.mode == "offline":
+            return traces
+        later = options.n - min(options.warmup, options.n)
+        pieces = -(-options.max_tokens // options.chunk) - 1  # requests beyond one per trace
+        return traces + Cost(calls=later * pieces)
 
     async def run(self, problem: Problem, ctx: Context) -> Result:
         options: DeepConfOptions = self.options  # type: ignore[assignment]

@@ -18,6 +18,7 @@ from typing import Literal
 
 from pydantic import Field
 
+from ponder.core.cost import Cost
 from ponder.core.types import Problem, Result
 from ponder.strategies.base import STRATEGIES, Context
 from ponder.strategies.search_tree import SearchTree, StepSearch, StepSearchOptions
@@ -34,6 +35,15 @@ class DVTS(StepSearch):
     """N/M independent subtrees, each expanded M ways and kept greedily by the scorer."""
 
     name = "dvts"
+
+    def max_cost(self) -> Cost:
+        """n first steps; then per depth, the subtrees' steps valued in one scorer call and ``width``
+        next steps of each subtree's best (⌈n / width⌉ subtrees)."""
+        options: DVTSOptions = self.options  # type: ignore[assignment]
+        width = min(options.width, options.n)
+        level = -(-options.n // width) * width
+        per_depth = self.scorer.max_cost(level) + Cost.sample(level, options.max_tokens)
+        return Cost.sample(options.n, options.max_tokens) + per_depth * options.max_depth
 
     async def run(self, problem: Problem, ctx: Context) -> Result:
         options: DVTSOptions = self.options  # type: ignore[assignment]

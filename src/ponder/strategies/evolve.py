@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
+from ponder.core.cost import Cost
 from ponder.core.registry import BaseURL, ModelName, ScorerSpec
 from ponder.core.types import Candidate, Problem, Result
 from ponder.roles.base import ask, seeds, shown, with_system
@@ -49,6 +50,14 @@ class Evolve(Strategy):
     def __init__(self, options: EvolveOptions):
         super().__init__(options)
         self.scorer = SCORERS.build(options.scorer)
+
+    def max_cost(self) -> Cost:
+        """Per round, ``population`` samples and the scorer's cost on them."""
+        options: EvolveOptions = self.options  # type: ignore[assignment]
+        round_cost = Cost.sample(options.population, options.max_tokens) + self.scorer.max_cost(
+            options.population
+        )
+        return round_cost * options.rounds
 
     async def run(self, problem: Problem, ctx: Context) -> Result:
         options: EvolveOptions = self.options  # type: ignore[assignment]

@@ -18,6 +18,7 @@ import contextlib
 
 from pydantic import Field
 
+from ponder.core.cost import Cost
 from ponder.core.types import Candidate, Problem, Result
 from ponder.scorers import majority_vote
 from ponder.strategies.base import STRATEGIES, Context, SamplingOptions, Strategy
@@ -34,6 +35,11 @@ class FirstFinish(Strategy):
 
     name = "first-finish"
     budget_option = "n"
+
+    def max_cost(self) -> Cost:
+        """All n samples: those cancelled after the first k may have been computed in full."""
+        options: FirstFinishOptions = self.options  # type: ignore[assignment]
+        return Cost.sample(options.n, options.max_tokens)
 
     async def run(self, problem: Problem, ctx: Context) -> Result:
         options: FirstFinishOptions = self.options  # type: ignore[assignment]

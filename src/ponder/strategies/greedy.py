@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
+from ponder.core.cost import Cost
 from ponder.core.types import Candidate, Problem, Result
 from ponder.scorers.vote import Vote
 from ponder.strategies.base import STRATEGIES, Context, SamplingOptions, Strategy
@@ -28,3 +29,7 @@ class Greedy(Strategy):
 
     def select(self, candidates: list[Candidate]) -> Vote:
         return Vote(candidates[0].answer, 0, {}) if candidates else Vote(None, None, {})
+
+    def max_cost(self) -> Cost:
+        options: GreedyOptions = self.options  # type: ignore[assignment]
+        return Cost.sample(1, options.max_tokens)

@@ -17,6 +17,7 @@ from __future__ import annotations
 from pydantic import Field
 
 from ponder.backends.base import Generation
+from ponder.core.cost import Cost
 from ponder.core.registry import Text
 from ponder.core.types import Problem, Result, Usage
 from ponder.strategies.base import STRATEGIES, Context, SamplingOptions, Strategy
@@ -36,6 +37,13 @@ class IterativeDeepening(Strategy):
     """One trace, with a self-correction trigger at budgets initial, initial·growth, … up to max_tokens."""
 
     name = "iterative-deepening"
+
+    def max_cost(self) -> Cost:
+        """One trace of at most ``max_tokens``, continued after every trigger. No option bounds the
+        number of triggers: a segment that stops early (without confirming) is continued, and only the
+        token limit ends the trace, so the bound is one request per token."""
+        options: IterativeDeepeningOptions = self.options  # type: ignore[assignment]
+        return Cost(calls=options.max_tokens, completion_tokens=options.max_tokens)
 
     async def run(self, problem: Problem, ctx: Context) -> Result:
         options: IterativeDeepeningOptions = self.options  # type: ignore[assignment]

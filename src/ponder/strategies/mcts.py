@@ -24,6 +24,7 @@ from typing import Literal
 
 from pydantic import Field
 
+from ponder.core.cost import Cost
 from ponder.core.types import Problem, Result
 from ponder.strategies.base import STRATEGIES, Context
 from ponder.strategies.search_tree import Node, SearchTree, StepSearch, StepSearchOptions
@@ -50,6 +51,15 @@ class MCTS(StepSearch):
     name = "mcts"
     budget_option = "iterations"
     depth_option = "iterations"  # iterations run one after another
+
+    def max_cost(self) -> Cost:
+        """Per iteration, ``width`` steps valued in one scorer call; with rollouts, also one rollout per
+        step and two scorer calls (the steps that ended, then the rollouts)."""
+        options: MCTSOptions = self.options  # type: ignore[assignment]
+        steps = Cost.sample(options.width, options.max_tokens)
+        if options.value == "scorer":
+            return (steps + self.scorer.max_cost(options.width)) * options.iterations
+        return (steps * 2 + self.scorer.max_cost(options.width) * 2) * options.iterations
 
     async def run(self, problem: Problem, ctx: Context) -> Result:
         options: MCTSOptions = self.options  # type: ignore[assignment]

@@ -25,6 +25,7 @@ from typing import Literal
 
 from pydantic import Field
 
+from ponder.core.cost import Cost
 from ponder.core.types import Problem, Result
 from ponder.strategies.base import STRATEGIES, Context
 from ponder.strategies.search_tree import Node, SearchTree, StepSearch, StepSearchOptions
@@ -81,6 +82,13 @@ class ParticleFiltering(StepSearch):
     """N particles over steps, resampled by softmax(logit(value)/τ) (Puri et al., 2025)."""
 
     name = "particle-filtering"
+
+    def max_cost(self) -> Cost:
+        """Per depth, a next step for each of the n particles, valued in one scorer call."""
+        options: ParticleFilteringOptions = self.options  # type: ignore[assignment]
+        return (
+            Cost.sample(options.n, options.max_tokens) + self.scorer.max_cost(options.n)
+        ) * options.max_depth
 
     async def run(self, problem: Problem, ctx: Context) -> Result:
         options: ParticleFilteringOptions = self.options  # type: ignore[assignment]

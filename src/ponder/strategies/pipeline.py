@@ -15,9 +15,10 @@ from typing import Annotated
 
 from pydantic import Field
 
+from ponder.core.cost import Cost
 from ponder.core.registry import OperatorOnly, Options
 from ponder.core.types import Problem, Result
-from ponder.pipelines import build_roles, load_pipeline, presets, run_layers
+from ponder.pipelines import build_roles, layers_max_cost, load_pipeline, presets, run_layers
 from ponder.scorers import majority_vote
 from ponder.strategies.base import STRATEGIES, Context, Strategy
 
@@ -45,6 +46,10 @@ class PipelineStrategy(Strategy):
     def depth(self) -> int:
         """Its layers run one after another."""
         return len(self.pipeline.layers)
+
+    def max_cost(self) -> Cost:
+        """Its layers' costs, each on the largest pool the layers before it can leave."""
+        return layers_max_cost(self.roles)
 
     async def run(self, problem: Problem, ctx: Context) -> Result:
         pool, layers = await run_layers(self.roles, problem, ctx)

@@ -14,10 +14,12 @@ this picks by majority vote (``scorer`` unset), or by the highest score of ``sco
 from __future__ import annotations
 
 from itertools import combinations
+from math import comb
 
 from pydantic import Field
 
 from ponder.backends.base import GenRequest
+from ponder.core.cost import Cost
 from ponder.core.registry import BaseURL, ModelName, OptionalScorerSpec
 from ponder.core.types import Message, Problem, Result
 from ponder.roles.base import ask, seeds, with_user_note
@@ -54,6 +56,14 @@ class PlanSearch(Strategy):
     def __init__(self, options: PlanSearchOptions):
         super().__init__(options)
         self.scorer = SCORERS.build(options.scorer) if options.scorer else None
+
+    def max_cost(self) -> Cost:
+        """One request for observations, then a plan and a solution per subset of at most ``subset`` of
+        them, and the scorer's cost on the solutions."""
+        options: PlanSearchOptions = self.options  # type: ignore[assignment]
+        plans = max(1, sum(comb(options.observations, size) for size in range(1, options.subset + 1)))
+        scoring = self.scorer.max_cost(plans) if self.scorer else Cost()
+        return Cost.sample(1 + 2 * plans, options.max_tokens) + scoring
 
     async def run(self, problem: Problem, ctx: Context) -> Result:
         options: PlanSearchOptions = self.options  # type: ignore[assignment]

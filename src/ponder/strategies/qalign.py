@@ -27,6 +27,7 @@ from typing import Any
 from pydantic import Field
 
 from ponder.backends.base import Generation
+from ponder.core.cost import Cost
 from ponder.core.registry import ScorerSpec
 from ponder.core.types import Candidate, Problem, Result
 from ponder.scorers import SCORERS, majority_vote
@@ -69,6 +70,12 @@ class QAlign(Strategy):
         [score] = await self.scorer.score(problem, [candidate], ctx)
         candidate.score = candidate.scores[self.scorer.name] = score
         return score
+
+    def max_cost(self) -> Cost:
+        """The first sample and one proposal per step (a proposal writes at most ``max_tokens`` after
+        its cut), each scored alone."""
+        options: QAlignOptions = self.options  # type: ignore[assignment]
+        return (Cost.sample(1, options.max_tokens) + self.scorer.max_cost(1)) * (options.steps + 1)
 
     async def run(self, problem: Problem, ctx: Context) -> Result:
         options: QAlignOptions = self.options  # type: ignore[assignment]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
+from ponder.core.cost import Cost
 from ponder.core.registry import OptionalScorerSpec
 from ponder.core.types import Candidate, Problem, Result
 from ponder.scorers import SCORERS, Vote, majority_vote
@@ -49,3 +50,9 @@ class SelfConsistency(Strategy):
     def select(self, candidates: list[Candidate]) -> Vote:
         weights = [c.scores.get(self.scorer.name, 0.0) for c in candidates] if self.scorer else None
         return majority_vote(candidates, weights)
+
+    def max_cost(self) -> Cost:
+        """n samples, and the scorer's cost on all of them when votes are weighted."""
+        options: SelfConsistencyOptions = self.options  # type: ignore[assignment]
+        scoring = self.scorer.max_cost(options.n) if self.scorer else Cost()
+        return Cost.sample(options.n, options.max_tokens) + scoring

@@ -25,6 +25,7 @@ from typing import Any
 from pydantic import Field
 
 from ponder.backends import Backend
+from ponder.core.cost import Cost
 from ponder.core.registry import BaseURL, ModelName
 from ponder.core.types import Message, Problem, Result
 from ponder.scorers import majority_vote
@@ -76,6 +77,13 @@ class SelfRefine(Strategy):
 
     async def critic(self, ctx: Context) -> Backend:
         return ctx.backend
+
+    def max_cost(self) -> Cost:
+        """n chains of a first solution and, per round, feedback and a revision."""
+        options: SelfRefineOptions = self.options  # type: ignore[assignment]
+        solution = Cost.sample(1, options.max_tokens)
+        round_cost = Cost.sample(1, options.feedback_tokens) + solution
+        return (solution + round_cost * options.rounds) * options.n
 
     async def run(self, problem: Problem, ctx: Context) -> Result:
         options: SelfRefineOptions = self.options  # type: ignore[assignment]

@@ -26,6 +26,7 @@ from typing import Any
 from pydantic import Field
 
 from ponder.backends.base import Generation, GenRequest
+from ponder.core.cost import Cost
 from ponder.core.types import Candidate, Message, Problem, Result, Usage
 from ponder.scorers.base import review_request
 from ponder.scorers.genverifier import VERIFIER_SYSTEM_PROMPT, VERIFIER_TEMPLATE, parse_verdict
@@ -34,6 +35,7 @@ from ponder.strategies.base import STRATEGIES, Context, SamplingOptions, Strateg
 
 HESITATIONS = ("Wait", "Hmm", "Alternatively")
 RESUME = "Wait"
+DETECT_TOKENS = 2  # the completion probe's Yes or No
 DETECT_SYSTEM_PROMPT = "You check whether a solution is finished. You reply Yes or No."
 DETECT_TEMPLATE = (
     "Problem:\n{question}\n\nSolution so far:\n{solution}\n\n"
@@ -57,6 +59,17 @@ class SolveDetectVerify(Strategy):
     """Solve to a hesitation point, detect completion, verify with short checks (long if they disagree)."""
 
     name = "solve-detect-verify"
+
+    def max_cost(self) -> Cost:
+        """Per attempt (``revisions + 1``): the solution, grown from hesitation point to hesitation point,
+        with a completion probe at each; the short checks; the long check. No option bounds the
+        hesitation points: each solving request writes at least one token, so there are at most
+        ``max_tokens`` of them, and as many probes."""
+        options: SolveDetectVerifyOptions = self.options  # type: ignore[assignment]
+        solving = Cost(calls=options.max_tokens, completion_tokens=options.max_tokens)
+        probes = Cost.sample(options.max_tokens, DETECT_TOKENS)
+        checks = Cost.sample(options.checks, options.check_tokens) + Cost.sample(1, options.long_check_tokens)
+        return (solving + probes + checks) * (options.revisions + 1)
 
     async def run(self, problem: Problem, ctx: Context) -> Result:
         options: SolveDetectVerifyOptions = self.options  # type: ignore[assignment]
@@ -109,7 +122,7 @@ class SolveDetectVerify(Strategy):
             DETECT_TEMPLATE,
             options.max_solution_chars,
             temperature=0.0,
-            max_tokens=2,
+            max_tokens=DETECT_TOKENS,
         )
         [[reply]] = await ctx.generate([probe], line="detect")
         return verbal_verdict(reply.text) == 1.0

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
+from ponder.core.cost import Cost
 from ponder.core.registry import Sandbox
 from ponder.core.types import Candidate, Problem, Result
 from ponder.roles import Pool
@@ -81,6 +82,16 @@ class TestSelect(Strategy):
             text=winner.text if winner else None,
             trace=trace,
         )
+
+    def max_cost(self) -> Cost:
+        """Its roles' costs: n samples, the voting tests, then the selection tests for the finalists."""
+        options: TestSelectOptions = self.options  # type: ignore[assignment]
+        voting = (
+            self.generator.max_cost(0) + self.writer.max_cost(options.n) + self.runner.max_cost(options.n)
+        )
+        if not options.selection:
+            return voting
+        return voting + self.selector.max_cost(options.finalists) + self.runner.max_cost(options.finalists)
 
 
 def distinct_code(candidates: list[Candidate]) -> list[Candidate]:

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pydantic import Field
 
 from ponder.backends.base import Generation, GenRequest
+from ponder.core.cost import Cost
 from ponder.core.registry import Text
 from ponder.core.types import Candidate, Problem, Result, Usage
 from ponder.strategies.base import STRATEGIES, Context, SamplingOptions, Strategy
@@ -65,6 +66,14 @@ class ThinkingBudget(Strategy):
         options: ThinkingBudgetOptions = self.options  # type: ignore[assignment]
         cuts = [max(1, options.tokens // 2**power) for power in range(options.cuts - 1, -1, -1)]
         return sorted(set(cuts))
+
+    def max_cost(self) -> Cost:
+        """Per cut, one request that thinks up to the cut and one that forces the answer, plus one per
+        "Wait"; thinking spends at most ``tokens`` in all, each answer ``answer_tokens``."""
+        options: ThinkingBudgetOptions = self.options  # type: ignore[assignment]
+        cuts = len(self.budgets())
+        thinking = Cost(calls=cuts + options.wait, completion_tokens=options.tokens)
+        return thinking + Cost.sample(cuts, options.answer_tokens)
 
     async def run(self, problem: Problem, ctx: Context) -> Result:
         request = ctx.request(problem, self.options)  # type: ignore[arg-type]
