@@ -186,6 +186,30 @@ def build_parser() -> argparse.ArgumentParser:
         default=32.0,
         help="largest upstream answer relayed in pass-through (MB)",
     )
+    serve.add_argument(
+        "--preset",
+        action="append",
+        default=[],
+        metavar="NAME=SPEC",
+        help="a strategy of yours that clients ask for by NAME; may set what clients may not (repeatable)",
+    )
+    serve.add_argument(
+        "--allow",
+        action="append",
+        default=[],
+        metavar="KIND",
+        help="let clients set an operator-only kind of option: sandbox, limits, file, module, local-model, "
+        "remote-code (repeatable; see docs/security.md)",
+    )
+    serve.add_argument(
+        "--max-calls", type=int, default=8192, help="most upstream calls one request may cause (all models)"
+    )
+    serve.add_argument(
+        "--max-request-tokens",
+        type=int,
+        default=1_048_576,
+        help="most completion tokens one request may cause (all models)",
+    )
 
     commands.add_parser("models", help="list embedded models, their sizes and whether each is ready")
     commands.add_parser("strategies", help="list strategies and scorers with their options")
@@ -481,7 +505,7 @@ def command_strategies(args: argparse.Namespace) -> int:
 def command_serve(args: argparse.Namespace) -> int:
     from ponder.backends.embedded.backend import embedded_backend
     from ponder.server import ServerSettings, Upstream
-    from ponder.server.run import load_keys, parse_upstream, serve
+    from ponder.server.run import load_keys, parse_preset, parse_upstream, serve
 
     upstreams = [parse_upstream(u, args.server, args.request_timeout) for u in args.upstream]
     if args.model or not upstreams:
@@ -506,7 +530,13 @@ def command_serve(args: argparse.Namespace) -> int:
         queue_timeout=args.queue_timeout,
         max_tokens=args.max_tokens,
         max_response_bytes=int(args.max_response_mb * 1024 * 1024),
+        presets=tuple(parse_preset(text) for text in args.preset),
+        allow=frozenset(args.allow),
+        max_calls=args.max_calls,
+        max_request_tokens=args.max_request_tokens,
     )
+    if settings.allow:
+        stderr.print(f"[yellow]warning[/]: clients may set {', '.join(sorted(settings.allow))} options")
     serve(args.host, args.port, upstreams, settings, log_level=args.log_level)
     return 0
 

@@ -23,6 +23,7 @@ from ponder.core.errors import (
     BackendProtocolError,
     BackendRejectedError,
     BackendUnavailableError,
+    BudgetExhaustedError,
     PonderError,
     SetupError,
     UsageError,
@@ -97,6 +98,8 @@ def to_failure(error: BaseException, upstream: str | None = None) -> HTTPFailure
     if isinstance(error, TimeoutError):
         message = f"request timed out waiting for upstream {upstream!r}" if upstream else "request timed out"
         return HTTPFailure(504, message, "timeout_error", "request_timeout")
+    if isinstance(error, BudgetExhaustedError):  # the request's caps, enforced while it ran
+        return InvalidRequest(str(error), param="model", code="over_limit")
     if isinstance(error, RecursionError):  # JSON nested deeper than the parser (or encoder) can follow
         return InvalidRequest("request body is nested too deeply")
     if isinstance(error, PonderError):

@@ -53,8 +53,9 @@ class ServerSettings:
     #: operator-only kinds of option opened to clients (``--allow``): sandbox, limits, file, ...
     allow: frozenset[str] = frozenset()
     #: caps on what one request (client ``n`` included) may cause upstream: calls, one per choice, and
-    #: completion tokens; checked against the strategy's bound before it starts and enforced while it runs
-    max_calls: int = 512
+    #: completion tokens; checked against the strategy's bound before it starts and enforced while it runs.
+    #: The defaults admit every strategy at its default options (solve-detect-verify: 4,104 calls)
+    max_calls: int = 8192
     max_request_tokens: int = 1_048_576
 
 

@@ -41,6 +41,14 @@ def parse_upstream(text: str, server: str = "generic", timeout: float = 600.0) -
     return Upstream(name, backend)
 
 
+def parse_preset(text: str) -> tuple[str, str]:
+    """``NAME=SPEC``: a strategy of the operator's that clients ask for as ``ponder:NAME@MODEL``."""
+    name, sep, spec = text.partition("=")
+    if not sep or not name.strip() or not spec.strip():
+        raise UsageError(f"--preset {text!r} must be NAME=SPEC, e.g. careful=best-of-n:n=8,scorer=judge")
+    return name.strip(), spec.strip()
+
+
 def load_keys(keys: list[str], keys_file: Path | None) -> frozenset[str]:
     """API keys from flags and a file (one per line; blank lines and ``#`` comments skipped)."""
     found = [k.strip() for k in keys if k.strip()]
