@@ -22,8 +22,9 @@ import time
 from raw_requests import raw_completion_tokens
 
 from ponder.backends.embedded.backend import embedded_backend
+from ponder.context import Context
 from ponder.core.types import Problem, Usage
-from ponder.strategies import STRATEGIES, Context
+from ponder.strategies import STRATEGIES
 from ponder.tasks.datasets import load_dataset
 
 TEMPERATURE = 0.8

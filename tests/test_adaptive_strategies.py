@@ -12,11 +12,12 @@ import pytest
 
 import ponder
 from ponder.backends import GenRequest, Reply, ScriptedBackend
+from ponder.context import Context
 from ponder.core import Message, Usage
 from ponder.core.errors import BackendError
 from ponder.eval.runner import EvalConfig, run_eval
 from ponder.scorers.genverifier import VERIFIER_SYSTEM_PROMPT
-from ponder.strategies import STRATEGIES, Context
+from ponder.strategies import STRATEGIES
 from ponder.strategies.adaptive_consistency import beta_probability
 from ponder.strategies.qalign import acceptance
 from ponder.strategies.self_refine import CRITIC_SYSTEM_PROMPT, FEEDBACK_SYSTEM_PROMPT

@@ -10,10 +10,10 @@ from hypothesis import strategies as st
 
 import ponder
 from ponder.backends import Reply, ScriptedBackend
+from ponder.context import Context
 from ponder.core import OptionError, Problem, TokenLogprob
 from ponder.scorers import SCORERS
 from ponder.scorers import token_confidence as tc
-from ponder.strategies import Context
 
 LN2 = math.log(2)
 

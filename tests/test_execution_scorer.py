@@ -20,11 +20,11 @@ import pytest
 from processes import live_processes_with, wait_until_gone
 
 from ponder.backends.scripted import ScriptedBackend
+from ponder.context import Context
 from ponder.core.errors import UsageError
 from ponder.core.types import Candidate, Problem
 from ponder.scorers import SCORERS
 from ponder.scorers.execution import ExecutionOptions, parse_tests, run_tests
-from ponder.strategies.base import Context
 from ponder.tasks.sandbox import run_python
 
 ADD_TESTS = [

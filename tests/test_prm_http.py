@@ -12,10 +12,10 @@ from typing import Any
 import pytest
 
 from ponder.backends.scripted import ScriptedBackend
+from ponder.context import Context
 from ponder.core.errors import BackendError, BackendUnavailableError
 from ponder.core.types import Candidate, Problem
 from ponder.scorers import SCORERS
-from ponder.strategies.base import Context
 
 PROBLEM = Problem(question="what is 2 + 3 - 4")
 SOLUTION = "add: 2 + 3 = 5\n\nsubtract: 5 - 4 = 1\n\nthe answer is 1"

@@ -19,11 +19,11 @@ transformers = pytest.importorskip("transformers")
 tokenizers = pytest.importorskip("tokenizers")
 
 from ponder.backends.scripted import ScriptedBackend  # noqa: E402
+from ponder.context import Context  # noqa: E402
 from ponder.core.errors import UsageError  # noqa: E402
 from ponder.core.types import Candidate, Problem  # noqa: E402
 from ponder.scorers import SCORERS  # noqa: E402
 from ponder.scorers.reward_models import detect_family  # noqa: E402
-from ponder.strategies.base import Context  # noqa: E402
 
 WORDS = [
     *("what", "is", "2", "+", "3", "-", "4", "5", "1", "=", "first", "add", "then", "subtract"),

@@ -12,6 +12,7 @@ import pytest
 import ponder
 from ponder.backends import Backends, GenRequest, Reply, ScriptedBackend
 from ponder.cli.main import build_parser, solve_spec
+from ponder.context import Context
 from ponder.core import Budget, Usage
 from ponder.core.errors import OptionError, UsageError
 from ponder.core.types import Problem
@@ -19,7 +20,7 @@ from ponder.eval.runner import EvalConfig, run_eval
 from ponder.pipelines import load_pipeline, presets
 from ponder.roles.generator import REFERENCES_PROMPT
 from ponder.scorers.judge import JUDGE_SYSTEM_PROMPT
-from ponder.strategies import STRATEGIES, Context
+from ponder.strategies import STRATEGIES
 from ponder.strategies.atom_of_thoughts import CONTRACT_PROMPT
 from ponder.strategies.debate import DEBATE_TEMPLATE
 from ponder.tasks.extract import extract_code

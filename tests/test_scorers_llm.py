@@ -14,12 +14,12 @@ import pytest
 
 import ponder
 from ponder.backends import Capabilities, GenRequest, Reply, ScriptedBackend
+from ponder.context import Context
 from ponder.core import Candidate, Problem, Usage, UsageError
 from ponder.scorers import SCORERS
 from ponder.scorers.genverifier import VERIFIER_SYSTEM_PROMPT, parse_verdict
 from ponder.scorers.grm import GRM_SYSTEM_PROMPT, parse_score
 from ponder.scorers.judge import JUDGE_SYSTEM_PROMPT, RATING_SYSTEM_PROMPT, verbal_rating
-from ponder.strategies import Context
 
 PROBLEM = Problem("What is 2+3?")
 

@@ -10,11 +10,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from ponder.backends.scripted import ScriptedBackend
+from ponder.context import Context
 from ponder.core.errors import UsageError
 from ponder.core.types import Candidate, Problem
 from ponder.scorers import SCORERS
 from ponder.scorers.steps import aggregate_step_scores
-from ponder.strategies.base import Context
 from ponder.tasks.steps import split_steps
 
 

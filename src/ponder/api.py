@@ -11,10 +11,10 @@ import asyncio
 from typing import Any
 
 from ponder.backends import Backend, Backends, make_backend
+from ponder.context import Context, EventHandler
 from ponder.core.ledger import Budget, Ledger
 from ponder.core.types import Message, Problem, Result
-from ponder.strategies import STRATEGIES, Context, Strategy
-from ponder.strategies.base import EventHandler
+from ponder.strategies import STRATEGIES, Strategy
 from ponder.tasks.prompts import MATH_SYSTEM_PROMPT
 
 DEFAULT_STRATEGY = "self-consistency:n=8"

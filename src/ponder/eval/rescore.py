@@ -21,12 +21,13 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from ponder.backends.base import Backend
 from ponder.backends.pool import Backends
+from ponder.context import Context
 from ponder.core.errors import UsageError
 from ponder.core.types import Candidate, Problem, Usage
 from ponder.eval.metrics import stable_seed
 from ponder.eval.store import RecordStore, record_key
 from ponder.scorers import SCORERS, Scorer
-from ponder.strategies import STRATEGIES, Context
+from ponder.strategies import STRATEGIES
 from ponder.tasks.datasets import load_dataset
 
 RESCORES = "rescores.jsonl"

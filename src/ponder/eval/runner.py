@@ -32,6 +32,7 @@ from rich.progress import (
 
 from ponder.backends.base import Backend
 from ponder.backends.pool import Backends
+from ponder.context import Context
 from ponder.core.errors import UsageError
 from ponder.core.ledger import Budget, Ledger
 from ponder.core.registry import parse_spec
@@ -40,7 +41,7 @@ from ponder.eval.metrics import stable_seed
 from ponder.eval.rescore import load_rescores
 from ponder.eval.store import RecordStore, record_key
 from ponder.eval.summary import match_baseline, summarize
-from ponder.strategies import STRATEGIES, Context, Strategy
+from ponder.strategies import STRATEGIES, Strategy
 from ponder.tasks.datasets import Dataset, load_dataset
 
 MANIFEST = "run.json"

@@ -10,7 +10,7 @@ from ponder.pipelines.schema import Pipeline, layer_name
 from ponder.roles import ROLES, Pool, Role
 
 if TYPE_CHECKING:
-    from ponder.strategies.base import Context
+    from ponder.context import Context
 
 
 def build_roles(pipeline: Pipeline, max_tokens: int | None = None) -> list[Role]:

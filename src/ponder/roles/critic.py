@@ -14,10 +14,11 @@ from pydantic import Field
 
 from ponder.core.cost import Cost
 from ponder.core.types import Message
-from ponder.roles.base import ROLES, Pool, Role, RoleOptions, shown
+from ponder.messages import shown
+from ponder.roles.base import ROLES, Pool, Role, RoleOptions
 
 if TYPE_CHECKING:
-    from ponder.strategies.base import Context
+    from ponder.context import Context
 
 CRITIC_SYSTEM_PROMPT = "You are a careful reviewer of solutions to problems."
 CRITIC_TEMPLATE = (

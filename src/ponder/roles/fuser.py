@@ -13,11 +13,12 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import Field
 
 from ponder.core.cost import Cost
-from ponder.roles.base import ROLES, Pool, Role, RoleOptions, with_system
+from ponder.messages import with_system
+from ponder.roles.base import ROLES, Pool, Role, RoleOptions
 from ponder.roles.generator import references_text
 
 if TYPE_CHECKING:
-    from ponder.strategies.base import Context
+    from ponder.context import Context
 
 
 class FuserOptions(RoleOptions):

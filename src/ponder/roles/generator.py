@@ -19,20 +19,11 @@ from ponder.backends.base import split_evenly
 from ponder.core.cost import Cost
 from ponder.core.registry import FreeText, ServedModel
 from ponder.core.types import Candidate
-from ponder.roles.base import (
-    ROLES,
-    Names,
-    Pool,
-    Role,
-    RoleOptions,
-    join,
-    numbered_solutions,
-    persona_line,
-    with_system,
-)
+from ponder.messages import Names, join, numbered_solutions, persona_line, with_system
+from ponder.roles.base import ROLES, Pool, Role, RoleOptions
 
 if TYPE_CHECKING:
-    from ponder.strategies.base import Context
+    from ponder.context import Context
 
 #: Mixture-of-Agents' Aggregate-and-Synthesize prompt (Wang et al., 2024, Table 1), then the responses
 REFERENCES_PROMPT = (

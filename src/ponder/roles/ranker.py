@@ -22,12 +22,13 @@ from ponder.backends.base import GenRequest
 from ponder.core.cost import Cost
 from ponder.core.registry import OptionalScorerSpec
 from ponder.core.types import Message
-from ponder.roles.base import ROLES, Pool, Role, RoleOptions, numbered_solutions, shown
-from ponder.roles.text import preference, ranking
+from ponder.messages import numbered_solutions, shown
+from ponder.roles.base import ROLES, Pool, Role, RoleOptions
 from ponder.scorers import SCORERS
+from ponder.tasks.replies import preference, ranking
 
 if TYPE_CHECKING:
-    from ponder.strategies.base import Context
+    from ponder.context import Context
 
 RANKER_SYSTEM_PROMPT = "You are RankGPT, an intelligent assistant that ranks solutions by their correctness."
 LISTWISE_TEMPLATE = (

@@ -21,12 +21,13 @@ from pydantic import Field
 from ponder.core.cost import Cost
 from ponder.core.registry import Sandbox
 from ponder.core.types import Message, Usage
-from ponder.roles.base import ROLES, Pool, Role, RoleOptions, numbered_solutions
+from ponder.messages import numbered_solutions
+from ponder.roles.base import ROLES, Pool, Role, RoleOptions
 from ponder.scorers.execution import TEST_WRITER_PROMPT, ExecutionOptions, given_tests, parse_tests, run_all
 from ponder.tasks.extract import extract_code
 
 if TYPE_CHECKING:
-    from ponder.strategies.base import Context
+    from ponder.context import Context
 
 DISCRIMINATING_PROMPT = (
     "Below are {count} candidate solutions of this problem; some may be wrong. Write {k} independent "

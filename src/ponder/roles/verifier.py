@@ -18,14 +18,15 @@ from pydantic import Field
 
 from ponder.core.cost import Cost
 from ponder.core.registry import OptionalScorerSpec
-from ponder.roles.base import MAX_SHOWN_CHARS, ROLES, Pool, Role, RoleOptions, fresh_seed
+from ponder.messages import MAX_SHOWN_CHARS, fresh_seed
+from ponder.roles.base import ROLES, Pool, Role, RoleOptions
 from ponder.scorers import SCORERS
 from ponder.scorers.base import review_request
 from ponder.scorers.judge import JUDGE_SYSTEM_PROMPT, JUDGE_TEMPLATE, p_yes, verbal_verdict
 
 if TYPE_CHECKING:
+    from ponder.context import Context
     from ponder.core.types import Candidate, Problem
-    from ponder.strategies.base import Context
 
 TOP_LOGPROBS = 10
 

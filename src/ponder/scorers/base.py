@@ -18,7 +18,7 @@ from ponder.core.registry import Options, Registry
 from ponder.core.types import Candidate, Message, Problem, Usage
 
 if TYPE_CHECKING:
-    from ponder.strategies.base import Context
+    from ponder.context import Context
 
 Granularity = Literal["answer", "step", "both"]
 

@@ -25,7 +25,7 @@ from ponder.scorers import token_confidence
 from ponder.scorers.base import SCORERS, Scorer
 
 if TYPE_CHECKING:
-    from ponder.strategies.base import Context
+    from ponder.context import Context
 
 Metric = Literal["mean", "mean_confidence", "bottom10", "lowest_window", "tail", "self_certainty"]
 

@@ -40,7 +40,7 @@ from ponder.tasks.extract import extract_code
 from ponder.tasks.sandbox import Limits, SandboxResult, arun_checks
 
 if TYPE_CHECKING:
-    from ponder.strategies.base import Context
+    from ponder.context import Context
 
 #: the ``Problem.metadata`` key that holds given tests
 TESTS_KEY = "tests"

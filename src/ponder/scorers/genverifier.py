@@ -25,7 +25,7 @@ from ponder.core.types import Candidate, Problem
 from ponder.scorers.base import SCORERS, Scorer, review_request
 
 if TYPE_CHECKING:
-    from ponder.strategies.base import Context
+    from ponder.context import Context
 
 VERIFIER_SYSTEM_PROMPT = (
     "You are a meticulous verifier. You check a proposed solution step by step, then give your verdict."

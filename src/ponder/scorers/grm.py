@@ -30,7 +30,7 @@ from ponder.core.types import Candidate, Problem
 from ponder.scorers.base import SCORERS, Scorer, review_request
 
 if TYPE_CHECKING:
-    from ponder.strategies.base import Context
+    from ponder.context import Context
 
 GRM_SYSTEM_PROMPT = "You are an expert reviewer. You judge solutions against explicit principles."
 GRM_TEMPLATE = (

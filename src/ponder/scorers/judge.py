@@ -27,7 +27,7 @@ from ponder.core.types import Candidate, Problem, TokenLogprob
 from ponder.scorers.base import SCORERS, Scorer, review_request
 
 if TYPE_CHECKING:
-    from ponder.strategies.base import Context
+    from ponder.context import Context
 
 JUDGE_SYSTEM_PROMPT = "You are a careful grader. You check solutions to problems and reply Yes or No."
 JUDGE_TEMPLATE = (

@@ -19,7 +19,7 @@ from ponder.core.types import Candidate, Problem
 from ponder.scorers.base import SCORERS, Scorer
 
 if TYPE_CHECKING:
-    from ponder.strategies.base import Context
+    from ponder.context import Context
 
 
 class PythonOptions(Options):

@@ -39,7 +39,7 @@ from ponder.scorers.base import SCORERS, Scorer
 from ponder.scorers.steps import Aggregate, StepScorer, share_usage
 
 if TYPE_CHECKING:
-    from ponder.strategies.base import Context
+    from ponder.context import Context
 
 Family = Literal["separator", "step-tag", "value-head"]
 Device = Literal["auto", "cpu", "cuda"]

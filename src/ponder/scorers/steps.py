@@ -26,7 +26,7 @@ from ponder.scorers.base import Scorer
 from ponder.tasks.steps import split_steps
 
 if TYPE_CHECKING:
-    from ponder.strategies.base import Context
+    from ponder.context import Context
 
 Aggregate = Literal["last", "min", "mean", "product"]
 

@@ -39,7 +39,7 @@ from ponder.core.registry import (
     Spec,
     parse_spec,
 )
-from ponder.roles.base import split_names
+from ponder.messages import split_names
 from ponder.scorers import SCORERS
 from ponder.server.errors import InvalidRequest
 from ponder.strategies import STRATEGIES

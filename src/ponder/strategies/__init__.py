@@ -7,9 +7,9 @@ is adding a file: nothing here lists them.
 import importlib
 import pkgutil
 
-from ponder.strategies.base import STRATEGIES, Context, SamplingOptions, Strategy
+from ponder.strategies.base import STRATEGIES, Strategy
 
 for _module in pkgutil.walk_packages(__path__, prefix=f"{__name__}."):
     importlib.import_module(_module.name)
 
-__all__ = ["STRATEGIES", "Context", "SamplingOptions", "Strategy"]
+__all__ = ["STRATEGIES", "Strategy"]

@@ -26,10 +26,11 @@ from typing import Literal
 
 from pydantic import Field
 
+from ponder.context import Context, SamplingOptions
 from ponder.core.cost import Cost
 from ponder.core.types import Candidate, Problem, Result
 from ponder.scorers import Vote, majority_vote
-from ponder.strategies.base import STRATEGIES, Context, SamplingOptions, Strategy
+from ponder.strategies.base import STRATEGIES, Strategy
 from ponder.tasks.equivalence import group_equivalent
 
 

@@ -20,12 +20,13 @@ from typing import Any
 
 from pydantic import Field
 
+from ponder.context import Context, SamplingOptions
 from ponder.core.cost import Cost
 from ponder.core.registry import BaseURL, ModelName, StrategySpec
 from ponder.core.types import Message, Problem, Result
-from ponder.roles.base import ask, seeds
-from ponder.roles.text import numbered_items, with_dependencies
-from ponder.strategies.base import STRATEGIES, Context, SamplingOptions, Strategy
+from ponder.messages import ask, seeds
+from ponder.strategies.base import STRATEGIES, Strategy
+from ponder.tasks.replies import numbered_items, with_dependencies
 
 DECOMPOSE_PROMPT = (
     "{question}\n\nDo not solve it. Break this question into the smallest sub-questions needed to answer "

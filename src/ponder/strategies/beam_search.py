@@ -23,9 +23,10 @@ from typing import Literal
 from pydantic import Field
 
 from ponder.backends.base import split_evenly
+from ponder.context import Context
 from ponder.core.cost import Cost
 from ponder.core.types import Problem, Result
-from ponder.strategies.base import STRATEGIES, Context
+from ponder.strategies.base import STRATEGIES
 from ponder.strategies.search_tree import Node, SearchTree, StepSearch, StepSearchOptions
 
 

@@ -18,9 +18,10 @@ import heapq
 
 from pydantic import Field
 
+from ponder.context import Context
 from ponder.core.cost import Cost
 from ponder.core.types import Problem, Result
-from ponder.strategies.base import STRATEGIES, Context
+from ponder.strategies.base import STRATEGIES
 from ponder.strategies.search_tree import SearchTree, StepSearch, StepSearchOptions
 
 

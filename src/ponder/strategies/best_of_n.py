@@ -16,12 +16,13 @@ from typing import Literal
 
 from pydantic import Field
 
+from ponder.context import Context, SamplingOptions
 from ponder.core.cost import Cost
 from ponder.core.registry import ScorerSpec
 from ponder.core.types import Candidate, Problem, Result
 from ponder.scorers import SCORERS, Vote
 from ponder.scorers.selection import argmax, top_fraction_vote, weighted_vote
-from ponder.strategies.base import STRATEGIES, Context, SamplingOptions, Strategy
+from ponder.strategies.base import STRATEGIES, Strategy
 
 
 class BestOfNOptions(SamplingOptions):

@@ -20,12 +20,13 @@ from typing import Annotated
 
 from pydantic import Field
 
+from ponder.context import Context, SamplingOptions
 from ponder.core.cost import Cost
 from ponder.core.registry import BaseURL, FreeText, ServedModel
 from ponder.core.types import Candidate, Message, Problem, Result
-from ponder.roles.base import Names, ask, persona_line, seeds, shown, with_system
+from ponder.messages import Names, ask, persona_line, seeds, shown, with_system
 from ponder.scorers import majority_vote
-from ponder.strategies.base import STRATEGIES, Context, SamplingOptions, Strategy
+from ponder.strategies.base import STRATEGIES, Strategy
 
 DEBATE_TEMPLATE = (
     "These are the solutions to the problem from other agents:\n\n{others}\n\n"

@@ -31,12 +31,13 @@ from typing import Literal
 from pydantic import Field
 
 from ponder.backends.base import Generation, GenRequest
+from ponder.context import Context, SamplingOptions
 from ponder.core.cost import Cost
 from ponder.core.types import Candidate, Problem, Result, TokenLogprob, Usage
 from ponder.scorers import Vote, weighted_vote
 from ponder.scorers.confidence import ConfidenceOptions, ConfidenceScorer, Metric
 from ponder.scorers.token_confidence import lowest_group_confidence
-from ponder.strategies.base import STRATEGIES, Context, SamplingOptions, Strategy
+from ponder.strategies.base import STRATEGIES, Strategy
 
 STOPPED = "low-confidence"
 

@@ -16,13 +16,14 @@ from __future__ import annotations
 
 from pydantic import Field
 
+from ponder.context import Context, SamplingOptions
 from ponder.core.cost import Cost
 from ponder.core.registry import BaseURL, ModelName, ScorerSpec
 from ponder.core.types import Candidate, Problem, Result
-from ponder.roles.base import ask, seeds, shown, with_system
+from ponder.messages import ask, seeds, shown, with_system
 from ponder.scorers import SCORERS
 from ponder.scorers.selection import argmax
-from ponder.strategies.base import STRATEGIES, Context, SamplingOptions, Strategy
+from ponder.strategies.base import STRATEGIES, Strategy
 
 EVOLVE_PROMPT = (
     "Here are earlier solutions to this problem with a reviewer's score (0 to 1, higher is better). "

@@ -18,10 +18,11 @@ import contextlib
 
 from pydantic import Field
 
+from ponder.context import Context, SamplingOptions
 from ponder.core.cost import Cost
 from ponder.core.types import Candidate, Problem, Result
 from ponder.scorers import majority_vote
-from ponder.strategies.base import STRATEGIES, Context, SamplingOptions, Strategy
+from ponder.strategies.base import STRATEGIES, Strategy
 
 
 class FirstFinishOptions(SamplingOptions):

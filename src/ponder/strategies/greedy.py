@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from pydantic import Field
 
+from ponder.context import Context, SamplingOptions
 from ponder.core.cost import Cost
 from ponder.core.types import Candidate, Problem, Result
 from ponder.scorers.vote import Vote
-from ponder.strategies.base import STRATEGIES, Context, SamplingOptions, Strategy
+from ponder.strategies.base import STRATEGIES, Strategy
 
 
 class GreedyOptions(SamplingOptions):

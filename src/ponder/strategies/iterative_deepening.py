@@ -17,10 +17,11 @@ from __future__ import annotations
 from pydantic import Field
 
 from ponder.backends.base import Generation
+from ponder.context import Context, SamplingOptions
 from ponder.core.cost import Cost
 from ponder.core.registry import Text
 from ponder.core.types import Problem, Result, Usage
-from ponder.strategies.base import STRATEGIES, Context, SamplingOptions, Strategy
+from ponder.strategies.base import STRATEGIES, Strategy
 from ponder.tasks.equivalence import answers_equivalent
 
 TRIGGER = "\n\nWait, let me double-check my reasoning and the final answer.\n"

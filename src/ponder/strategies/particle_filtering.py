@@ -25,9 +25,10 @@ from typing import Literal
 
 from pydantic import Field
 
+from ponder.context import Context
 from ponder.core.cost import Cost
 from ponder.core.types import Problem, Result
-from ponder.strategies.base import STRATEGIES, Context
+from ponder.strategies.base import STRATEGIES
 from ponder.strategies.search_tree import Node, SearchTree, StepSearch, StepSearchOptions
 
 #: values are clipped to [EPSILON, 1 - EPSILON] before the logit

@@ -15,12 +15,13 @@ from typing import Annotated
 
 from pydantic import Field
 
+from ponder.context import Context
 from ponder.core.cost import Cost
 from ponder.core.registry import OperatorOnly, Options
 from ponder.core.types import Problem, Result
 from ponder.pipelines import build_roles, layers_max_cost, load_pipeline, presets, run_layers
 from ponder.scorers import majority_vote
-from ponder.strategies.base import STRATEGIES, Context, Strategy
+from ponder.strategies.base import STRATEGIES, Strategy
 
 
 class PipelineOptions(Options):

@@ -19,14 +19,15 @@ from math import comb
 from pydantic import Field
 
 from ponder.backends.base import GenRequest
+from ponder.context import Context, SamplingOptions
 from ponder.core.cost import Cost
 from ponder.core.registry import BaseURL, ModelName, OptionalScorerSpec
 from ponder.core.types import Message, Problem, Result
-from ponder.roles.base import ask, seeds, with_user_note
-from ponder.roles.text import numbered_items
+from ponder.messages import ask, seeds, with_user_note
 from ponder.scorers import SCORERS, majority_vote
 from ponder.scorers.selection import argmax
-from ponder.strategies.base import STRATEGIES, Context, SamplingOptions, Strategy
+from ponder.strategies.base import STRATEGIES, Strategy
+from ponder.tasks.replies import numbered_items
 
 OBSERVE_PROMPT = (
     "{question}\n\nDo not solve the problem yet. List {count} useful, non-obvious observations about it "

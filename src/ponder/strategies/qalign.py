@@ -27,11 +27,12 @@ from typing import Any
 from pydantic import Field
 
 from ponder.backends.base import Generation
+from ponder.context import Context, SamplingOptions
 from ponder.core.cost import Cost
 from ponder.core.registry import ScorerSpec
 from ponder.core.types import Candidate, Problem, Result
 from ponder.scorers import SCORERS, majority_vote
-from ponder.strategies.base import STRATEGIES, Context, SamplingOptions, Strategy
+from ponder.strategies.base import STRATEGIES, Strategy
 
 
 class QAlignOptions(SamplingOptions):

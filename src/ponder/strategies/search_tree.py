@@ -45,14 +45,16 @@ from typing import Any, Literal
 from pydantic import Field, field_validator
 
 from ponder.backends.base import Generation
+from ponder.context import Context, SamplingOptions
 from ponder.core.registry import ScorerSpec, Text
 from ponder.core.types import Candidate, Problem, Result, TokenLogprob, Usage
 from ponder.scorers import SCORERS
 from ponder.scorers.selection import argmax, weighted_vote
 from ponder.scorers.steps import StepScorer
-from ponder.strategies.base import Context, SamplingOptions, Strategy
 
 #: how a step ended: at a step boundary, at end-of-sequence (solution complete), or at the token cap
+from ponder.strategies.base import Strategy
+
 StepEnd = Literal["step", "end", "length"]
 #: what the search did with a node: not decided yet, expanded, dropped, kept as an answer, out of tokens
 NodeState = Literal["open", "kept", "pruned", "finished", "truncated"]

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 from pydantic import Field
 
+from ponder.context import Context, SamplingOptions
 from ponder.core.cost import Cost
 from ponder.core.registry import OptionalScorerSpec
 from ponder.core.types import Candidate, Problem, Result
 from ponder.scorers import SCORERS, Vote, majority_vote
-from ponder.strategies.base import STRATEGIES, Context, SamplingOptions, Strategy
+from ponder.strategies.base import STRATEGIES, Strategy
 
 
 class SelfConsistencyOptions(SamplingOptions):

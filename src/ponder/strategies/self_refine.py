@@ -25,13 +25,14 @@ from typing import Any
 from pydantic import Field
 
 from ponder.backends import Backend
+from ponder.context import Context, SamplingOptions
 from ponder.core.cost import Cost
 from ponder.core.registry import BaseURL, ModelName
 from ponder.core.types import Message, Problem, Result
 from ponder.scorers import majority_vote
 from ponder.scorers.base import review_request
 from ponder.scorers.genverifier import parse_verdict
-from ponder.strategies.base import STRATEGIES, Context, SamplingOptions, Strategy
+from ponder.strategies.base import STRATEGIES, Strategy
 
 FEEDBACK_SYSTEM_PROMPT = "You review your own solutions carefully and honestly."
 FEEDBACK_TEMPLATE = (

@@ -26,12 +26,13 @@ from typing import Any
 from pydantic import Field
 
 from ponder.backends.base import Generation, GenRequest
+from ponder.context import Context, SamplingOptions
 from ponder.core.cost import Cost
 from ponder.core.types import Candidate, Message, Problem, Result, Usage
 from ponder.scorers.base import review_request
 from ponder.scorers.genverifier import VERIFIER_SYSTEM_PROMPT, VERIFIER_TEMPLATE, parse_verdict
 from ponder.scorers.judge import verbal_verdict
-from ponder.strategies.base import STRATEGIES, Context, SamplingOptions, Strategy
+from ponder.strategies.base import STRATEGIES, Strategy
 
 HESITATIONS = ("Wait", "Hmm", "Alternatively")
 RESUME = "Wait"

@@ -17,13 +17,14 @@ from __future__ import annotations
 
 from pydantic import Field
 
+from ponder.context import Context, SamplingOptions
 from ponder.core.cost import Cost
 from ponder.core.registry import Sandbox
 from ponder.core.types import Candidate, Problem, Result
 from ponder.roles import Pool
 from ponder.roles.generator import Generator, GeneratorOptions
 from ponder.roles.testing import TestGenerator, TestGeneratorOptions, TestRunner, TestRunnerOptions
-from ponder.strategies.base import STRATEGIES, Context, SamplingOptions, Strategy
+from ponder.strategies.base import STRATEGIES, Strategy
 from ponder.tasks.extract import extract_code
 
 

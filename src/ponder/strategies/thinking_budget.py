@@ -27,10 +27,11 @@ from dataclasses import dataclass, field
 from pydantic import Field
 
 from ponder.backends.base import Generation, GenRequest
+from ponder.context import Context, SamplingOptions
 from ponder.core.cost import Cost
 from ponder.core.registry import Text
 from ponder.core.types import Candidate, Problem, Result, Usage
-from ponder.strategies.base import STRATEGIES, Context, SamplingOptions, Strategy
+from ponder.strategies.base import STRATEGIES, Strategy
 
 FORCE_ANSWER = "\n{close}\n\nFinal Answer:"
 EXTEND = "Wait"
