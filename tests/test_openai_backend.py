@@ -35,12 +35,14 @@ async def test_n_in_one_request_splits_usage_per_choice(fake_openai_server) -> N
             {},
         )
     )
-    backend = backend_for(fake.url, "vllm", parameters=1e9)
+    backend = backend_for(fake.url, "generic", parameters=1e9)  # no tokenizer endpoint to count with
     [generations] = await backend.generate([REQUEST.with_(n=2)])
     await backend.close()
     assert len(fake.bodies) == 1 and fake.bodies[0]["n"] == 2
+    assert fake.bodies[0]["logprobs"] is True  # asked for, to count each choice; this server sends none
     assert [g.text for g in generations] == ["a b", "c d e f"]
     assert [g.completion_tokens for g in generations] == [2, 4]  # 6 split by length, summing exactly
+    assert all(g.usage.estimated for g in generations)  # and said to be an estimate
     assert sum(g.usage.calls for g in generations) == 1
     assert sum(g.usage.prompt_tokens for g in generations) == 12
     assert sum(g.usage.cached_prompt_tokens for g in generations) == 4

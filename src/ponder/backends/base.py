@@ -8,9 +8,18 @@ of a request gives the request's usage. Strategies never see HTTP.
 from __future__ import annotations
 
 import abc
+from collections.abc import Callable
+from contextvars import ContextVar
 from dataclasses import dataclass, field, replace
 
 from ponder.core.types import Message, TokenLogprob, Usage
+
+#: Who pays for stopped work. Whoever may cancel requests in flight (``Context.as_completed``) sets it in
+#: the task it will cancel; a backend that can tell what a cancelled request had cost (the OpenAI backend
+#: streams such requests to know) reports that usage to it before the cancellation propagates. Unset, a
+#: request is never stopped half way by its caller, so nothing needs streaming. A context variable keeps
+#: strategies and backend wrappers unaware of it.
+STOPPED_WORK: ContextVar[Callable[[Usage], None] | None] = ContextVar("stopped_work", default=None)
 
 
 @dataclass(frozen=True)
@@ -57,7 +66,9 @@ class Capabilities:
 
     ``continuation`` is how a partial assistant message is continued: ``"continue-final-message"``
     (vLLM, SGLang), ``"assistant-prefill"`` (llama-server continues a trailing assistant message),
-    or ``None`` when the backend cannot continue.
+    or ``None`` when the backend cannot continue. ``tokenize`` is the server's tokenizing endpoint
+    (a path below its root, e.g. ``/tokenize``), which counts each choice's tokens when the reply has
+    no logprobs to count them by; None when it has none.
     """
 
     honours_n: bool = True
@@ -65,6 +76,7 @@ class Capabilities:
     logprobs: bool = True
     continuation: str | None = None
     max_concurrency: int = 8
+    tokenize: str | None = None
 
 
 @dataclass

@@ -12,6 +12,12 @@ server that declares no continuation, ``chat_template`` (a Jinja file or a Huggi
 continues it. Which stop string ended a generation is read where the server says it (vLLM
 ``stop_reason``, SGLang ``matched_stop``, llama-server ``stopping_word`` when asked with ``verbose``).
 
+Billing is exact where the server lets it be. Each choice's tokens are counted from its logprobs (asked
+for whenever a request has several choices), else by the server's tokenizer (llama-server and vLLM
+``/tokenize``); only when neither is possible is a total split by characters, and the usage says it is
+estimated. A request that its caller may stop half way (``STOPPED_WORK`` is set: ``as_completed``) is
+streamed, so that when it is cancelled the tokens the server had sent are billed to that caller.
+
 Every failure is one of the backend errors of ``ponder.core.errors``, whatever the server does:
 unreachable or timed out (``BackendUnavailableError``), a 5xx or 429 still failing after the retries
 (``BackendFailedError``), another 4xx (``BackendRejectedError``), or a reply that is not a completion
@@ -36,6 +42,7 @@ import httpx
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ponder.backends.base import (
+    STOPPED_WORK,
     Backend,
     Capabilities,
     Generation,
@@ -60,15 +67,23 @@ from ponder.core.types import TokenLogprob, Usage
 SERVER_PROFILES: dict[str, Capabilities] = {
     "generic": Capabilities(),
     "openai": Capabilities(),
-    "vllm": Capabilities(continuation="continue-final-message", max_concurrency=64),
+    "vllm": Capabilities(continuation="continue-final-message", max_concurrency=64, tokenize="/tokenize"),
     "sglang": Capabilities(continuation="continue-final-message", max_concurrency=64),
     "llama-server": Capabilities(
-        honours_n=False, usage_counts_all_choices=False, continuation="assistant-prefill", max_concurrency=8
+        honours_n=False,
+        usage_counts_all_choices=False,
+        continuation="assistant-prefill",
+        max_concurrency=8,
+        tokenize="/tokenize",
     ),
     "ollama": Capabilities(honours_n=False, logprobs=False, max_concurrency=4),
 }
 
 RETRY_STATUSES = {408, 409, 425, 429, 500, 502, 503, 504}
+#: prompts whose token count is remembered (from finished replies) to bill a stopped request's prompt
+REMEMBERED_PROMPTS = 1024
+#: characters per token of the prompt estimate a stopped request gets when its prompt was never counted
+CHARS_PER_TOKEN = 4
 #: how much of an error reply is read for its message (the rest is dropped unread)
 ERROR_BODY_BYTES = 64 * 1024
 
@@ -186,6 +201,7 @@ class OpenAIBackend(Backend):
         self._loop: asyncio.AbstractEventLoop | None = None
         self._fan_out = False  # set once the server has refused n > 1
         self._template: ChatTemplate | None = None
+        self._prompt_tokens: dict[tuple[object, ...], int] = {}
 
     def _where(self, url: str) -> str:
         """How errors name this backend: its label when one was given, else the URL asked."""
@@ -255,7 +271,7 @@ class OpenAIBackend(Backend):
             self._template = ChatTemplate.load(self.chat_template)
         return self._template.render(request.messages, request.prefix)
 
-    def _body(self, request: GenRequest, prompt: str | None = None) -> dict[str, Any]:
+    def _body(self, request: GenRequest, prompt: str | None = None, stream: bool = False) -> dict[str, Any]:
         messages = [{"role": m.role, "content": m.content} for m in request.messages]
         body: dict[str, Any] = {
             "model": self.model,
@@ -268,10 +284,12 @@ class OpenAIBackend(Backend):
             body["stop"] = list(request.stop)
         if request.seed is not None:
             body["seed"] = request.seed
-        want_logprobs = request.logprobs is not None
-        # Counting each choice's tokens needs logprobs when the server's usage covers one choice only.
-        if request.n > 1 and not self.capabilities.usage_counts_all_choices:
-            want_logprobs = True
+        # Logprobs count each choice's tokens (usage gives one total, or one choice's count) and a stopped
+        # stream's tokens (chunks may carry several).
+        want_logprobs = request.logprobs is not None or request.n > 1 or stream
+        if stream:
+            body["stream"] = True
+            body["stream_options"] = {"include_usage": True}
         if prompt is not None:  # raw completions: legacy logprobs, an integer count of alternatives
             body["prompt"] = prompt
             if want_logprobs and self.capabilities.logprobs:
@@ -299,36 +317,49 @@ class OpenAIBackend(Backend):
         clients, semaphore = self._ensure_clients()
         prompt = self._raw_prompt(request)
         url = f"{self.base_url}/{'completions' if prompt is not None else 'chat/completions'}"
-        body = self._body(request, prompt)
+        stopped_work = STOPPED_WORK.get()
+        body = self._body(request, prompt, stream=stopped_work is not None)
         attempt = 1
         while True:
             async with semaphore:
                 started = time.monotonic()
+                stream = None if stopped_work is None else _Stream(self._where(url))
                 try:
-                    content = await self._exchange(clients, url, body)
+                    content = await self._exchange(clients, url, body, stream)
                 except _Retryable as failure:
                     if attempt > self.max_retries:
                         raise failure.final(self._where(url), attempt) from None
                     delay = self._delay(failure.wait, attempt)
+                except asyncio.CancelledError:
+                    if stopped_work is not None and stream is not None and stream.accepted:
+                        stopped_work(self._stopped_usage(stream, request, time.monotonic() - started))
+                    raise
                 else:
-                    return self._parse(content, request, time.monotonic() - started, url)
+                    seconds = time.monotonic() - started
+                    break
             await asyncio.sleep(delay)
             attempt += 1
+        reply = self._validate(content, url)
+        counts, estimated = await self._counts(reply, request, url)
+        return self._generations(reply, request, seconds, counts, estimated)
 
     def _delay(self, retry_after: float | None, attempt: int) -> float:
         """Seconds before the next attempt: the server's ``Retry-After`` (capped) or exponential backoff."""
         delay = retry_after if retry_after is not None else self.backoff * 2 ** (attempt - 1)
         return min(delay, self.max_retry_after) * (1 + 0.1 * random.random())
 
-    async def _exchange(self, clients: _Clients, url: str, body: dict[str, Any]) -> bytes:
-        """One attempt, bounded as a whole by ``timeout``: a 2xx reply's bytes, or its failure classified."""
+    async def _exchange(
+        self, clients: _Clients, url: str, body: dict[str, Any], stream: _Stream | None = None
+    ) -> bytes:
+        """One attempt, bounded as a whole by ``timeout``: a 2xx reply's bytes (a streamed one put together
+        in ``stream``), or its failure classified."""
         try:
             async with (
                 clients.lease() as client,
                 asyncio.timeout(self.timeout),
                 client.stream("POST", url, json=body) as response,
             ):
-                return await self._answer(response, url)
+                return await self._answer(response, url, stream)
         except TimeoutError:
             raise _Retryable(f"no complete reply within {self.timeout:g} s", timed_out=True) from None
         except httpx.TimeoutException as error:
@@ -336,9 +367,11 @@ class OpenAIBackend(Backend):
         except httpx.TransportError as error:
             raise _Retryable(_describe(error)) from None
 
-    async def _answer(self, response: httpx.Response, url: str) -> bytes:
+    async def _answer(self, response: httpx.Response, url: str, stream: _Stream | None) -> bytes:
         """The body of a 2xx reply (at most ``max_response_bytes``); any other status raises its error."""
         status = response.status_code
+        if 200 <= status < 300 and stream is not None:
+            return await stream.read(response, self.max_response_bytes)
         if 200 <= status < 300:
             return await _read(response, self.max_response_bytes, self._where(url))
         if 300 <= status < 400:
@@ -352,13 +385,63 @@ class OpenAIBackend(Backend):
             raise BackendRejectedError(f"backend at {self._where(url)} rejected the request: {cause}", status)
         raise BackendProtocolError(f"backend at {self._where(url)} answered {cause}")
 
-    def _parse(self, content: bytes, request: GenRequest, seconds: float, url: str) -> list[Generation]:
+    def _validate(self, content: bytes, url: str) -> _Reply:
         try:
-            reply = _Reply.model_validate_json(content)
+            return _Reply.model_validate_json(content)
         except ValidationError as error:
             raise BackendProtocolError(
                 f"backend at {self._where(url)} sent a malformed reply: {_first_problem(error)}"
             ) from None
+
+    async def _counts(self, reply: _Reply, request: GenRequest, url: str) -> tuple[list[int], bool]:
+        """Each choice's completion tokens, and whether any is an estimate.
+
+        One choice: the server's count. Several: their logprobs, else the server's tokenizer (exact when
+        its counts add up to the reported total, or match the one choice a server reports); a reported
+        total split by characters only when neither is possible, flagged as estimated.
+        """
+        choices = sorted(reply.choices, key=lambda c: c.index)
+        logprobs = [_token_logprobs(c.logprobs) for c in choices]
+        reported = (reply.usage.completion_tokens if reply.usage else None) or 0
+        if len(choices) == 1:
+            return [reported or (len(logprobs[0]) if logprobs[0] is not None else 0)], False
+        if all(lp is not None for lp in logprobs):
+            return [len(lp or []) for lp in logprobs], False
+        texts = _texts(choices, request)
+        counted = await self._tokenized(texts)
+        if self.capabilities.usage_counts_all_choices:
+            if counted is not None and sum(counted) == reported:
+                return counted, False
+            return split_proportionally(reported, counted or [max(len(t), 1) for t in texts]), True
+        if counted is not None:
+            return counted, reported not in (0, counted[0])
+        raise BackendProtocolError(
+            f"backend at {self._where(url)}: cannot count tokens per choice "
+            "(the server reports one choice, no logprobs and has no tokenizer endpoint)"
+        )
+
+    async def _tokenized(self, texts: list[str]) -> list[int] | None:
+        """Each text's token count by the server's tokenizer; None when it has none or it fails (the
+        caller then estimates)."""
+        if not self.capabilities.tokenize:
+            return None
+        clients, _ = self._ensure_clients()
+        url = self.base_url.removesuffix("/v1") + self.capabilities.tokenize
+        counts = []
+        for text in texts:
+            # llama-server reads "content", vLLM "prompt"; neither adds special tokens a choice lacks
+            body = {"model": self.model, "content": text, "prompt": text, "add_special_tokens": False}
+            try:
+                tokens = _Tokens.model_validate_json(await self._exchange(clients, url, body))
+            except (_Retryable, BackendError, ValidationError):
+                return None
+            counts.append(len(tokens.tokens))
+        return counts
+
+    def _generations(
+        self, reply: _Reply, request: GenRequest, seconds: float, counts: list[int], estimated: bool
+    ) -> list[Generation]:
+        """One generation per choice; the call and its prompt are billed to the first."""
         choices = sorted(reply.choices, key=lambda c: c.index)
         usage = reply.usage or _Usage()
         prompt_tokens = usage.prompt_tokens or 0
@@ -366,25 +449,8 @@ class OpenAIBackend(Backend):
         if cached is None and reply.timings is not None:
             cached = reply.timings.cache_n
         cached = cached or 0
-
-        chat = choices[0].message is not None
-        texts = [((c.message.content if c.message else None) if chat else c.text) or "" for c in choices]
-        if request.prefix and chat:  # llama-server echoes the continued prefix; the generation follows it
-            texts = [t[len(request.prefix) :] if t.startswith(request.prefix) else t for t in texts]
-        logprobs = [_token_logprobs(c.logprobs) for c in choices]
-        reported = usage.completion_tokens or 0
-        if len(choices) == 1:
-            counts = [reported or (len(logprobs[0]) if logprobs[0] is not None else 0)]
-        elif all(lp is not None for lp in logprobs):
-            counts = [len(lp or []) for lp in logprobs]
-        elif self.capabilities.usage_counts_all_choices:
-            counts = split_proportionally(reported, [max(len(t), 1) for t in texts])
-        else:
-            raise BackendProtocolError(
-                f"backend at {self._where(url)}: cannot count tokens per choice "
-                "(the server reports one choice and no logprobs)"
-            )
-
+        self._remember_prompt(request, prompt_tokens)
+        texts = _texts(choices, request)
         generations = []
         for i, choice in enumerate(choices):
             share_prompt = prompt_tokens if i == 0 else 0
@@ -396,8 +462,9 @@ class OpenAIBackend(Backend):
                 completion_tokens=counts[i],
                 seconds=seconds / len(choices),
                 flops=estimate_flops(self.parameters, share_prompt, share_cached, counts[i]),
+                estimated=estimated,
             )
-            keep = logprobs[i] if request.logprobs is not None else None
+            keep = _token_logprobs(choice.logprobs) if request.logprobs is not None else None
             generations.append(
                 Generation(
                     text=texts[i],
@@ -409,6 +476,53 @@ class OpenAIBackend(Backend):
                 )
             )
         return generations
+
+    def _remember_prompt(self, request: GenRequest, prompt_tokens: int) -> None:
+        """Keep a finished reply's prompt count, to bill a stopped request with the same prompt exactly."""
+        if prompt_tokens:
+            self._prompt_tokens[_prompt_key(request)] = prompt_tokens
+            if len(self._prompt_tokens) > REMEMBERED_PROMPTS:
+                del self._prompt_tokens[next(iter(self._prompt_tokens))]
+
+    def _stopped_usage(self, stream: _Stream, request: GenRequest, seconds: float) -> Usage:
+        """What a request cancelled half way had cost: its call, its prompt (as the stream or an earlier
+        reply to the same prompt counted it, else estimated), and the tokens streamed before the stop."""
+        completion, exact = stream.produced()
+        usage = stream.usage
+        prompt = usage.prompt_tokens if usage and usage.prompt_tokens else None
+        cached = usage.prompt_tokens_details.cached_tokens if usage and usage.prompt_tokens_details else None
+        if prompt is None:
+            prompt = self._prompt_tokens.get(_prompt_key(request))
+        if prompt is None:
+            prompt, exact = _prompt_estimate(request), False
+        return Usage(
+            calls=1,
+            prompt_tokens=prompt,
+            cached_prompt_tokens=cached or 0,
+            completion_tokens=completion,
+            seconds=seconds,
+            flops=estimate_flops(self.parameters, prompt, cached or 0, completion),
+            estimated=not exact,
+        )
+
+
+def _texts(choices: list[_Choice], request: GenRequest) -> list[str]:
+    """Each choice's text (a continued prefix, which llama-server echoes, taken off)."""
+    chat = choices[0].message is not None
+    texts = [((c.message.content if c.message else None) if chat else c.text) or "" for c in choices]
+    if request.prefix and chat:
+        texts = [t[len(request.prefix) :] if t.startswith(request.prefix) else t for t in texts]
+    return texts
+
+
+def _prompt_key(request: GenRequest) -> tuple[object, ...]:
+    return (request.messages, request.prefix)
+
+
+def _prompt_estimate(request: GenRequest) -> int:
+    """A rough token count of a prompt no reply has counted (characters / ``CHARS_PER_TOKEN``)."""
+    chars = sum(len(message.content) for message in request.messages) + len(request.prefix or "")
+    return -(-chars // CHARS_PER_TOKEN)
 
 
 # -- the reply, validated: anything else is a BackendProtocolError naming the first wrong field ------------
@@ -477,6 +591,125 @@ class _Reply(_Strict):
     usage: _Usage | None = None
     timings: _Timings | None = None
     verbose: _Verbose | None = Field(default=None, alias="__verbose")
+
+
+class _Tokens(_Strict):
+    tokens: list[Any]  # token ids (or pieces): only their number is read
+
+
+class _Delta(_Strict):
+    content: str | None = None
+
+
+class _ChunkChoice(_Strict):
+    index: Count = 0
+    delta: _Delta | None = None
+    text: str | None = None  # raw completions
+    finish_reason: str | None = None
+    logprobs: _Logprobs | None = None
+    stop_reason: str | int | None = None
+    matched_stop: str | int | None = None
+
+
+class _Chunk(_Strict):
+    """One server-sent event of a streamed reply."""
+
+    choices: list[_ChunkChoice] = Field(default_factory=list)
+    usage: _Usage | None = None
+    timings: _Timings | None = None
+
+
+class _Stream:
+    """A streamed reply (server-sent events), put together as it arrives: when complete, the reply it
+    amounts to; when stopped half way, what the server had sent by then."""
+
+    def __init__(self, where: str) -> None:
+        self.where = where
+        #: the server answered 2xx: it took the request on, so a stop from now on costs something
+        self.accepted = False
+        self.usage: _Usage | None = None
+        self.timings: _Timings | None = None
+        self.choices: dict[int, dict[str, Any]] = {}
+        self.chat = False
+
+    async def read(self, response: httpx.Response, limit: int) -> bytes:
+        """Read events up to ``[DONE]`` or the end (at most ``limit`` bytes); the reply as JSON bytes."""
+        self.accepted = True
+        pending, size = b"", 0
+        async for data in response.aiter_bytes():
+            size += len(data)
+            if size > limit:
+                raise BackendProtocolError(f"backend at {self.where} sent a reply over {limit} bytes")
+            *lines, pending = (pending + data).split(b"\n")
+            for line in lines:
+                if not self.event(line.strip()):
+                    return json.dumps(self.reply()).encode()
+        self.event(pending.strip())
+        return json.dumps(self.reply()).encode()
+
+    def event(self, line: bytes) -> bool:
+        """Take one line of the stream in; False at ``[DONE]``."""
+        if not line.startswith(b"data:"):
+            return True
+        data = line[len(b"data:") :].strip()
+        if data == b"[DONE]":
+            return False
+        try:
+            chunk = _Chunk.model_validate_json(data)
+        except ValidationError as error:
+            raise BackendProtocolError(
+                f"backend at {self.where} sent a malformed stream event: {_first_problem(error)}"
+            ) from None
+        self.usage = chunk.usage or self.usage
+        self.timings = chunk.timings or self.timings
+        for part in chunk.choices:
+            self.add(part)
+        return True
+
+    def add(self, part: _ChunkChoice) -> None:
+        choice = self.choices.setdefault(part.index, {"pieces": [], "content": [], "legacy": {}})
+        self.chat = self.chat or part.delta is not None
+        piece = part.delta.content if part.delta else part.text
+        if piece:
+            choice["pieces"].append(piece)
+        if part.logprobs is not None:
+            choice["content"] += [item.model_dump() for item in part.logprobs.content or []]
+            for key in ("tokens", "token_logprobs", "top_logprobs"):  # raw completions' parallel lists
+                if getattr(part.logprobs, key) is not None:
+                    choice["legacy"].setdefault(key, []).extend(getattr(part.logprobs, key))
+        for key in ("finish_reason", "stop_reason", "matched_stop"):
+            if getattr(part, key) is not None:
+                choice[key] = getattr(part, key)
+
+    def reply(self) -> dict[str, Any]:
+        """The non-streamed reply these events amount to."""
+        choices = []
+        for index, choice in self.choices.items():
+            text = "".join(choice["pieces"])
+            fields = {
+                key: choice[key] for key in ("finish_reason", "stop_reason", "matched_stop") if key in choice
+            }
+            logprobs = {"content": choice["content"]} if choice["content"] else choice["legacy"] or None
+            body = {"message": {"content": text}} if self.chat else {"text": text}
+            choices.append({"index": index, **body, **fields, "logprobs": logprobs})
+        reply: dict[str, Any] = {"choices": choices}
+        if self.usage is not None:
+            reply["usage"] = self.usage.model_dump(exclude_none=True)
+        if self.timings is not None:
+            reply["timings"] = self.timings.model_dump(exclude_none=True)
+        return reply
+
+    def produced(self) -> tuple[int, bool]:
+        """Completion tokens sent so far, and whether that is an exact count: the server's own count once
+        it came, else logprob entries (one per token), else text pieces (usually one per token)."""
+        if self.usage is not None and self.usage.completion_tokens is not None:
+            return self.usage.completion_tokens, True
+        total, exact = 0, True
+        for choice in self.choices.values():
+            counted = len(choice["content"]) or len(choice["legacy"].get("tokens", []))
+            exact = exact and (counted > 0 or not choice["pieces"])
+            total += counted or len(choice["pieces"])
+        return total, exact
 
 
 def _first_problem(error: ValidationError) -> str:

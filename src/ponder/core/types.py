@@ -24,6 +24,9 @@ class Usage:
 
     ``seconds`` is the sum of per-call latencies (compute time, not wall time: concurrent calls add up).
     ``flops`` is estimated as 2 × parameters × (prompt tokens not served from cache + completion tokens).
+    ``estimated`` says that some token figure in it is not an exact count (a server that reports one total
+    for several choices and no way to count each, or a stopped request whose prompt went unreported), so
+    a reader of the figures knows which ones to trust to the token; sums carry it.
     """
 
     calls: int = 0
@@ -32,6 +35,7 @@ class Usage:
     completion_tokens: int = 0
     seconds: float = 0.0
     flops: float = 0.0
+    estimated: bool = False
 
     @property
     def total_tokens(self) -> int:
@@ -45,6 +49,7 @@ class Usage:
             completion_tokens=self.completion_tokens + other.completion_tokens,
             seconds=self.seconds + other.seconds,
             flops=self.flops + other.flops,
+            estimated=self.estimated or other.estimated,
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -52,7 +57,7 @@ class Usage:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Usage:
-        return cls(**{f.name: data.get(f.name, 0) for f in fields(cls)})
+        return cls(**{f.name: data.get(f.name, f.default) for f in fields(cls)})
 
     @staticmethod
     def total(usages: list[Usage]) -> Usage:
