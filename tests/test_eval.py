@@ -9,9 +9,11 @@ import pytest
 
 from ponder.backends import Capabilities, GenRequest, Reply, ScriptedBackend
 from ponder.core.errors import BackendError, UsageError
+from ponder.eval.identity import StrategyId
 from ponder.eval.report import write_report
-from ponder.eval.runner import EvalConfig, family_name, plan, run_eval, write_summary
+from ponder.eval.runner import EvalConfig, plan, run_eval, write_summary
 from ponder.eval.store import RecordStore, record_key
+from ponder.strategies import STRATEGIES
 from ponder.tasks.datasets import load_dataset
 
 # per problem, the four samples' answers: the reference is the problem number
@@ -90,7 +92,8 @@ async def test_greedy_has_one_point_and_families_drop_the_budget_option(tmp_path
         ("best-of-n:scorer=confidence", 1),
         ("best-of-n:scorer=confidence", 2),  # its own n=2 caps its bank: no budget 4
     }
-    assert family_name("self-consistency:n=16,temperature=0.5") == "self-consistency:temperature=0.5"
+    strategy = STRATEGIES.build("self-consistency:n=16,temperature=0.5")
+    assert StrategyId.of(strategy) == StrategyId("self-consistency:temperature=0.5", "n", 16)
 
 
 class Crashing(Scripted):
@@ -149,11 +152,11 @@ def test_work_runs_problem_by_problem_so_a_stopped_run_compares_strategies_on_th
     dataset = write_dataset(tmp_path / "data.jsonl")
     problems = load_dataset(dataset).problems()
     units = plan(config(dataset, strategies=["greedy", "first-finish"], budgets=[1, 2]), problems)
-    assert [(u.problem.id, u.family, u.budget) for u in units[:4]] == [
-        (problems[0].id, "greedy", None),
-        (problems[0].id, "first-finish", 1),
-        (problems[0].id, "first-finish", 2),
-        (problems[1].id, "greedy", None),
+    assert [(u.problem.id, u.identity, u.budget) for u in units[:4]] == [
+        (problems[0].id, StrategyId("greedy"), None),
+        (problems[0].id, StrategyId("first-finish", "n", 1), 1),
+        (problems[0].id, StrategyId("first-finish", "n", 2), 2),
+        (problems[1].id, StrategyId("greedy"), None),
     ]
 
 

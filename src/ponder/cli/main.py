@@ -365,13 +365,13 @@ def parse_budgets(text: str) -> list[int]:
 
 def command_eval(args: argparse.Namespace) -> int:
     from ponder.eval.report import render_summary_table, write_outputs
-    from ponder.eval.runner import EvalConfig, family_name, run_eval
+    from ponder.eval.runner import EvalConfig, run_eval
     from ponder.tasks.datasets import load_dataset
 
     budgets = parse_budgets(args.budgets)
     Budget.parse(args.budget)  # fail fast on a bad cap
     for spec in args.strategy + args.rule:
-        family_name(spec)  # fail fast on bad specs, before any backend starts
+        build_strategy(spec)  # fail fast on bad specs, before any backend starts
     load_dataset(args.dataset)
     backend = backend_from_args(args)
     name = args.dataset.replace(":", "-").replace("/", "-")

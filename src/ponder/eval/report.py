@@ -23,6 +23,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from ponder.core.errors import UsageError
+from ponder.eval.identity import StrategyId
 
 SUMMARY_FILE = "summary.json"
 RECORDS_FILE = "records.jsonl"
@@ -103,9 +104,9 @@ def _budget(value: Any) -> str:
 
 
 def _baseline_name(summary: dict[str, Any]) -> str | None:
-    """The strategy the rows were matched against (``match_baseline``), without its options."""
+    """The curve the rows were matched against (``match_baseline``), without its options."""
     baseline = next((r["baseline"] for r in summary.get("rows", []) if r.get("baseline")), None)
-    return baseline.split(":")[0] if baseline else None
+    return StrategyId.parse(baseline).short_name if baseline else None
 
 
 def _run_title(run: dict[str, Any]) -> str:

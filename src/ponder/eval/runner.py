@@ -35,8 +35,9 @@ from ponder.backends.pool import Backends
 from ponder.context import Context
 from ponder.core.errors import UsageError
 from ponder.core.ledger import Budget, Ledger
-from ponder.core.registry import parse_spec
+from ponder.core.registry import Spec, parse_spec
 from ponder.core.types import Problem, Result
+from ponder.eval.identity import StrategyId
 from ponder.eval.metrics import stable_seed
 from ponder.eval.rescore import load_rescores
 from ponder.eval.store import RecordStore, record_key
@@ -79,17 +80,21 @@ class EvalConfig:
 class Unit:
     """One piece of work: a strategy (at a budget, or at the largest for sample-banked ones) on a problem."""
 
-    family: str
+    identity: StrategyId
     strategy: Strategy
     seed: int
     problem: Problem
-    budget: int | None
+
+    @property
+    def budget(self) -> int | None:
+        """The budget this unit's record stands for alone; None for a sample bank, which stands for every
+        budget up to its size, and where no budget applies."""
+        return None if self.strategy.sample_bank else self.identity.budget
 
     @property
     def samples(self) -> int:
         """How many samples this unit draws at once (its budget option, else one)."""
-        option = self.strategy.budget_option
-        return int(getattr(self.strategy.options, option, 1)) if option else 1
+        return self.identity.budget or 1
 
     @property
     def key(self) -> tuple[str, int, str, int | None]:
@@ -132,15 +137,6 @@ class Capacity:
                 self.condition.notify_all()
 
 
-def family_name(spec: str) -> str:
-    """The strategy's canonical spec without its budget option: the name of its curve."""
-    strategy = STRATEGIES.build(spec)
-    option = strategy.budget_option
-    parsed = parse_spec(strategy.spec)
-    options = {k: v for k, v in parsed.options.items() if k != option}
-    return parsed.name + (":" + ",".join(f"{k}={v}" for k, v in options.items()) if options else "")
-
-
 def plan(config: EvalConfig, problems: list[Problem]) -> list[Unit]:
     """The units of work: sample-banked strategies once at the largest budget, others once per budget.
 
@@ -148,28 +144,29 @@ def plan(config: EvalConfig, problems: list[Problem]) -> list[Unit]:
     (``best-of-n:n=4``: budgets up to 4), any other runs at that budget alone (``beam-search:n=4``), so
     a costly strategy can sit at one point beside a full sample-banked curve.
     """
-    top = max(config.budgets)
     units = []
-    for spec in config.strategies:
-        base = STRATEGIES.build(spec)
-        family = family_name(spec)
-        explicit = base.budget_option is not None and base.budget_option in parse_spec(spec).options
-        if base.budget_option is None or (explicit and base.sample_bank):
-            runs = [(base, None)]
-        elif explicit:
-            runs = [(base, int(getattr(base.options, base.budget_option)))]
-        elif base.sample_bank:
-            runs = [(STRATEGIES.build(spec, **{base.budget_option: top}), None)]
-        else:
-            runs = [(STRATEGIES.build(spec, **{base.budget_option: k}), k) for k in config.budgets]
-        for strategy, budget in runs:
+    for text in config.strategies:
+        for strategy in _strategies_for(parse_spec(text), config.budgets):
+            identity = StrategyId.of(strategy)
             for seed in range(config.seeds):
-                units += [Unit(family, strategy, seed, problem, budget) for problem in problems]
+                units += [Unit(identity, strategy, seed, problem) for problem in problems]
     # problem by problem (every strategy on problem 1, then on problem 2...): a run stopped early has
     # compared its strategies on the same problems, instead of finishing one strategy before the next
     position = {str(problem.id): index for index, problem in enumerate(problems)}
     units.sort(key=lambda unit: (position[str(unit.problem.id)], unit.seed))
     return units
+
+
+def _strategies_for(spec: Spec, budgets: list[int]) -> list[Strategy]:
+    """The strategies one spec runs as (see ``plan``): itself, its bank at the largest budget, or one
+    per budget. Built from the parsed spec, so its text is parsed once."""
+    base = STRATEGIES.build(spec)
+    option = base.budget_option
+    if option is None or option in spec.options:
+        return [base]
+    if base.sample_bank:
+        return [STRATEGIES.build(spec, **{option: max(budgets)})]
+    return [STRATEGIES.build(spec, **{option: budget}) for budget in budgets]
 
 
 def setting_differences(
@@ -216,7 +213,7 @@ def reuse_records(
         if record is None:
             remaining.append(unit)
         else:
-            store.append({**record, "family": unit.family, "reused_from": str(source)})
+            store.append({**record, "family": unit.identity.family, "reused_from": str(source)})
     console.print(
         f"reused {len(todo) - len(remaining)} finished units from {source}, {len(remaining)} to do",
         highlight=False,
@@ -262,7 +259,7 @@ def to_record(unit: Unit, result: Result, marks: list[bool], correct: bool) -> d
     problem = unit.problem
     return {
         "strategy": unit.strategy.spec,
-        "family": unit.family,
+        "family": unit.identity.family,
         "seed": unit.seed,
         "budget": unit.budget,
         "problem": {"id": problem.id, "question": problem.question, "reference": problem.reference},
@@ -299,9 +296,9 @@ class EvalProgress:
         )
         self.task = self.progress.add_task("eval", total=total, status="")
 
-    def advance(self, family: str, record: dict[str, Any]) -> None:
+    def advance(self, identity: StrategyId, record: dict[str, Any]) -> None:
         self.tokens += record["usage"]["completion_tokens"]
-        self.correct[family].append(bool(record["correct"]))
+        self.correct[identity.family].append(bool(record["correct"]))
         rate = self.tokens / max(time.monotonic() - self.started, 1e-9)
         accuracy = " ".join(f"{name} {sum(v) / len(v):.0%}" for name, v in self.correct.items())
         self.progress.update(self.task, advance=1, status=f"{rate:.0f} tok/s · {accuracy}")
@@ -346,7 +343,7 @@ async def run_eval(
             marks, correct = await grade(dataset, unit.problem, result)
             record = to_record(unit, result, marks, correct)
             store.append(record)
-            progress.advance(unit.family, record)
+            progress.advance(unit.identity, record)
 
     backends = Backends()  # the other models the run's strategies name, one client each for the run
     with progress.progress:

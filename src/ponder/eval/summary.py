@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ponder.core.types import Candidate, Usage
+from ponder.eval.identity import StrategyId
 from ponder.eval.metrics import bootstrap_ci, log_position, mean, pass_at_k, stable_seed, subsets
 from ponder.eval.rescore import Rescores, apply_rescores
 from ponder.eval.store import record_key
@@ -38,9 +39,15 @@ NO_OUTCOME = Outcome(0.0, 1.0, {key: 0.0 for key in (*USAGE_KEYS, "tokens")}, 0.
 
 @dataclass
 class Row:
-    family: str
-    budget: int
+    """The outcomes of one curve at one budget (``identity.budget``), per problem."""
+
+    identity: StrategyId
     per_problem: dict[str, list[Outcome]] = field(default_factory=lambda: defaultdict(list))
+
+    @property
+    def budget(self) -> int:
+        """The row's budget (``summarize`` places a strategy that no budget scales at 1)."""
+        return self.identity.budget or 1
 
 
 def canonical_candidates(stored: list[dict[str, Any]]) -> list[Candidate]:
@@ -113,7 +120,7 @@ def summarize(
     rescored (yet) are left out of its rows.
     """
     rescores = rescores or {}
-    rows: dict[tuple[str, int], Row] = {}
+    rows: dict[StrategyId, Row] = {}
     strategies: dict[str, Strategy] = {}
 
     def strategy_for(spec: str) -> Strategy:
@@ -121,23 +128,23 @@ def summarize(
             strategies[spec] = STRATEGIES.build(spec)
         return strategies[spec]
 
-    def add(family: str, budget: int, problem: str, outcome: Outcome) -> None:
-        rows.setdefault((family, budget), Row(family, budget)).per_problem[problem].append(outcome)
+    def add(identity: StrategyId, problem: str, outcome: Outcome) -> None:
+        rows.setdefault(identity, Row(identity)).per_problem[problem].append(outcome)
 
     for record in records:
         strategy = strategy_for(record["strategy"])
-        family = record["family"]
+        family = StrategyId(record["family"], strategy.budget_option)  # as recorded, whatever made it
         problem = str(record["problem"]["id"])
         if record.get("budget") is not None:
-            add(family, int(record["budget"]), problem, direct_outcome(record))
+            add(family.at(int(record["budget"])), problem, direct_outcome(record))
             continue
         if strategy.budget_option is None and not strategy.sample_bank:  # one run: its own answer
-            add(family, 1, problem, direct_outcome(record))
+            add(family.at(1), problem, direct_outcome(record))
             continue
         candidates = canonical_candidates(record["candidates"])
         if strategy.budget_option is None:
             outcome = bank_outcome(strategy, record, candidates, 1) if candidates else NO_OUTCOME
-            add(family, 1, problem, outcome)
+            add(family.at(1), problem, outcome)
             continue
         ruled = {}
         for rule in rules:
@@ -147,11 +154,11 @@ def summarize(
         for budget in budgets:
             if budget > len(candidates):
                 continue
-            add(family, budget, problem, bank_outcome(strategy, record, candidates, budget))
+            add(family.at(budget), problem, bank_outcome(strategy, record, candidates, budget))
             for rule, rule_candidates in ruled.items():
                 outcome = bank_outcome(strategy_for(rule), record, rule_candidates, budget)
-                add(f"{rule} on {family}", budget, problem, outcome)
-    return [_row_dict(row, seed) for row in sorted(rows.values(), key=lambda r: (r.family, r.budget))]
+                add(family.ruled_by(rule).at(budget), problem, outcome)
+    return [_row_dict(row, seed) for row in sorted(rows.values(), key=lambda r: (r.identity.name, r.budget))]
 
 
 def _rule_candidates(
@@ -181,13 +188,12 @@ def _row_dict(row: Row, seed: int) -> dict[str, Any]:
 
     accuracy = per_problem(lambda o: o.accuracy)
     coverage = per_problem(lambda o: o.coverage if o.coverage is not None else 0.0)
-    low, high = bootstrap_ci(accuracy, seed=stable_seed(seed, row.family, row.budget))
-    coverage_low, coverage_high = bootstrap_ci(
-        coverage, seed=stable_seed(seed, row.family, row.budget, "coverage")
-    )
+    name = row.identity.name
+    low, high = bootstrap_ci(accuracy, seed=stable_seed(seed, name, row.budget))
+    coverage_low, coverage_high = bootstrap_ci(coverage, seed=stable_seed(seed, name, row.budget, "coverage"))
     seeds = max(len(outcomes) for outcomes in row.per_problem.values())
     result: dict[str, Any] = {
-        "strategy": row.family,
+        "strategy": name,
         "budget": row.budget,
         "accuracy": mean(accuracy),
         "ci_low": low,
@@ -229,10 +235,11 @@ def match_baseline(rows: list[dict[str, Any]], baseline: str = "self-consistency
     resamples. None where the row's cost falls outside the curve's measured range, or the baseline
     lacks some of its problems.
     """
-    names = [r["strategy"] for r in rows if r["strategy"].split(" on ")[0].split(":")[0] == baseline]
-    if not names:
+    curves = [StrategyId.parse(r["strategy"]) for r in rows]
+    candidates = [identity for identity in curves if identity.selector == baseline]
+    if not candidates:
         return
-    name = min(names, key=lambda n: (" on " in n, n))
+    name = min(candidates, key=lambda identity: (identity.rule is not None, identity.name)).name
     curve_rows = [r for r in rows if r["strategy"] == name]
     for row in rows:
         if row["strategy"] == name:
