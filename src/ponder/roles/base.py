@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import abc
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
 from pydantic import Field
 
@@ -41,6 +41,9 @@ class RoleOptions(Options):
     max_tokens: int = Field(1024, ge=1)
 
 
+RoleOptionsT = TypeVar("RoleOptionsT", bound=RoleOptions)
+
+
 @dataclass
 class Pool:
     """What the roles of one run share: the current candidates, critiques of them, and written tests."""
@@ -57,12 +60,16 @@ class Pool:
         return self.critiques.get(id(candidate))
 
 
-class Role(abc.ABC):
-    """One step over a pool. ``apply`` changes the pool and returns what it did, for the trace."""
+class Role(abc.ABC, Generic[RoleOptionsT]):
+    """One step over a pool. ``apply`` changes the pool and returns what it did, for the trace.
+
+    A subclass names its options model (``class Critic(Role[CriticOptions])``), so ``self.options`` has
+    that type wherever the role reads it.
+    """
 
     kind: ClassVar[str] = ""
 
-    def __init__(self, options: RoleOptions):
+    def __init__(self, options: RoleOptionsT):
         self.options = options
 
     @property
@@ -102,4 +109,4 @@ class Role(abc.ABC):
         return pool
 
 
-ROLES: Registry[Role] = Registry("role")
+ROLES: Registry[Role[Any]] = Registry("role")

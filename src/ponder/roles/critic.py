@@ -35,7 +35,7 @@ class CriticOptions(RoleOptions):
 
 
 @ROLES.register("critic", CriticOptions)
-class Critic(Role):
+class Critic(Role[CriticOptions]):
     """Writes strengths and weaknesses of each candidate; later roles see them."""
 
     kind = "critic"

@@ -27,11 +27,10 @@ class FuserOptions(RoleOptions):
 
 
 @ROLES.register("fuser", FuserOptions)
-class Fuser(Role):
+class Fuser(Role[FuserOptions]):
     """Synthesises one answer from all candidates (and critiques) in the pool."""
 
     kind = "fuser"
-    options: FuserOptions
 
     async def apply(self, pool: Pool, ctx: Context) -> dict[str, Any]:
         if not pool.candidates:

@@ -53,11 +53,10 @@ def references_text(pool: Pool) -> str | None:
 
 
 @ROLES.register("generator", GeneratorOptions)
-class Generator(Role):
+class Generator(Role[GeneratorOptions]):
     """Samples candidates from one or several models and personas; later layers see the pool."""
 
     kind = "generator"
-    options: GeneratorOptions
 
     async def apply(self, pool: Pool, ctx: Context) -> dict[str, Any]:
         options = self.options

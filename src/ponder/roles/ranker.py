@@ -59,11 +59,10 @@ class RankerOptions(RoleOptions):
 
 
 @ROLES.register("ranker", RankerOptions)
-class Ranker(Role):
+class Ranker(Role[RankerOptions]):
     """Orders the pool best first (LLM listwise or pairwise, or any scorer) and keeps the top ``keep``."""
 
     kind = "ranker"
-    options: RankerOptions
 
     def __init__(self, options: RankerOptions):
         super().__init__(options)

@@ -46,11 +46,10 @@ class TestGeneratorOptions(RoleOptions):
 
 
 @ROLES.register("test-generator", TestGeneratorOptions)
-class TestGenerator(Role):
+class TestGenerator(Role[TestGeneratorOptions]):
     """The model writes assert tests (optionally ones that tell the pool's candidates apart)."""
 
     kind = "test-generator"
-    options: TestGeneratorOptions
 
     async def apply(self, pool: Pool, ctx: Context) -> dict[str, Any]:
         options, question = self.options, pool.problem.question
@@ -84,11 +83,10 @@ class TestRunnerOptions(RoleOptions):
 
 
 @ROLES.register("test-runner", TestRunnerOptions)
-class TestRunner(Role):
+class TestRunner(Role[TestRunnerOptions]):
     """Runs each candidate's code on the tests in the sandbox; orders the pool by fraction passed."""
 
     kind = "test-runner"
-    options: TestRunnerOptions
 
     async def apply(self, pool: Pool, ctx: Context) -> dict[str, Any]:
         tests = pool.tests if self.options.source == "pool" else given_tests(pool.problem)

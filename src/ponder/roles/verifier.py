@@ -40,11 +40,10 @@ class VerifierOptions(RoleOptions):
 
 
 @ROLES.register("verifier", VerifierOptions)
-class Verifier(Role):
+class Verifier(Role[VerifierOptions]):
     """Keeps candidates judged correct (LLM Yes/No or any scorer); keeps all when none passes."""
 
     kind = "verifier"
-    options: VerifierOptions
 
     def __init__(self, options: VerifierOptions):
         super().__init__(options)

@@ -9,7 +9,7 @@ must carry token logprobs. Any model calls it makes go through ``ctx.generate`` 
 from __future__ import annotations
 
 import abc
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
 
 from ponder.backends.base import Backend, Generation, GenRequest
 from ponder.core.cost import Cost
@@ -21,14 +21,18 @@ if TYPE_CHECKING:
     from ponder.context import Context
 
 Granularity = Literal["answer", "step", "both"]
+OptionsT = TypeVar("OptionsT", bound=Options)
 
 
-class Scorer(abc.ABC):
+class Scorer(abc.ABC, Generic[OptionsT]):
+    """Judges candidates. A subclass names its options model (``class JudgeScorer(Scorer[JudgeOptions])``),
+    so ``self.options`` has that type wherever the scorer reads it."""
+
     name: str = ""
     granularity: Granularity = "answer"
     needs_logprobs: int | None = None  # top-k logprobs the candidates must carry, if any
 
-    def __init__(self, options: Options):
+    def __init__(self, options: OptionsT):
         self.options = options
 
     @property
@@ -80,4 +84,4 @@ def review_request(
     )
 
 
-SCORERS: Registry[Scorer] = Registry("scorer")
+SCORERS: Registry[Scorer[Any]] = Registry("scorer")

@@ -61,16 +61,15 @@ def trace_score(options: ConfidenceOptions) -> Callable[[list[TokenLogprob]], fl
 
 
 @SCORERS.register("confidence", ConfidenceOptions)
-class ConfidenceScorer(Scorer):
+class ConfidenceScorer(Scorer[ConfidenceOptions]):
     """Token confidence of the candidate: exp(mean logprob) or a DeepConf metric (no model calls)."""
 
     name = "confidence"
 
-    def __init__(self, options: Options):
+    def __init__(self, options: ConfidenceOptions | SelfCertaintyOptions):
         if isinstance(options, SelfCertaintyOptions):
             options = ConfidenceOptions(metric="self_certainty", top_k=options.top_k)
         super().__init__(options)
-        assert isinstance(self.options, ConfidenceOptions)
         self.needs_logprobs = 0 if self.options.metric == "mean" else self.options.top_k
         self._score = trace_score(self.options)
 

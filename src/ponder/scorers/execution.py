@@ -174,13 +174,13 @@ def given_tests(problem: Problem) -> list[str]:
 
 
 @SCORERS.register("tests", ExecutionOptions)
-class ExecutionScorer(Scorer):
+class ExecutionScorer(Scorer[ExecutionOptions]):
     """Runs each code candidate against given or model-written tests; score = fraction passed."""
 
     name = "tests"
 
     async def tests_for(self, problem: Problem, ctx: Context) -> tuple[list[str], Usage]:
-        options: ExecutionOptions = self.options  # type: ignore[assignment]
+        options = self.options
         if options.tests == "given":
             return given_tests(problem), Usage()
         request = GenRequest(
@@ -192,7 +192,7 @@ class ExecutionScorer(Scorer):
         return parse_tests(generation.text, options.k), generation.usage
 
     async def score(self, problem: Problem, candidates: list[Candidate], ctx: Context) -> list[float]:
-        options: ExecutionOptions = self.options  # type: ignore[assignment]
+        options = self.options
         tests, writing = await self.tests_for(problem, ctx)
         if candidates:
             candidates[0].scoring_usage = candidates[0].scoring_usage + writing
@@ -215,5 +215,5 @@ class ExecutionScorer(Scorer):
     def max_cost(self, candidates: int) -> Cost:
         """One request that writes the tests when they are generated (per call, whatever the number of
         candidates); the sandbox runs are local."""
-        options: ExecutionOptions = self.options  # type: ignore[assignment]
+        options = self.options
         return Cost.sample(1, options.max_tokens) if options.tests == "generated" else Cost()

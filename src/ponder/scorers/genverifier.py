@@ -64,13 +64,13 @@ class GenVerifierOptions(Options):
 
 
 @SCORERS.register("genverifier", GenVerifierOptions)
-class GenVerifierScorer(Scorer):
+class GenVerifierScorer(Scorer[GenVerifierOptions]):
     """V sampled verification chains per candidate; score = share of "correct" verdicts."""
 
     name = "genverifier"
 
     async def score(self, problem: Problem, candidates: list[Candidate], ctx: Context) -> list[float]:
-        options: GenVerifierOptions = self.options  # type: ignore[assignment]
+        options = self.options
         requests = [
             review_request(
                 problem,
@@ -90,5 +90,5 @@ class GenVerifierScorer(Scorer):
 
     def max_cost(self, candidates: int) -> Cost:
         """``verifications`` chains per candidate."""
-        options: GenVerifierOptions = self.options  # type: ignore[assignment]
+        options = self.options
         return Cost.sample(candidates * options.verifications, options.max_tokens)

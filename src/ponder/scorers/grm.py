@@ -78,13 +78,13 @@ class GRMOptions(Options):
 
 
 @SCORERS.register("grm", GRMOptions)
-class GRMScorer(Scorer):
+class GRMScorer(Scorer[GRMOptions]):
     """k sampled principle-and-critique reviews per candidate, each scored 1–10; summed (DeepSeek-GRM)."""
 
     name = "grm"
 
     async def score(self, problem: Problem, candidates: list[Candidate], ctx: Context) -> list[float]:
-        options: GRMOptions = self.options  # type: ignore[assignment]
+        options = self.options
         logprobs = 0 if options.meta_filter and ctx.backend.capabilities.logprobs else None
         requests = [
             review_request(
@@ -106,5 +106,5 @@ class GRMScorer(Scorer):
 
     def max_cost(self, candidates: int) -> Cost:
         """``samples`` critiques per candidate."""
-        options: GRMOptions = self.options  # type: ignore[assignment]
+        options = self.options
         return Cost.sample(candidates * options.samples, options.max_tokens)

@@ -95,7 +95,7 @@ def verbal_rating(text: str) -> float:
 
 
 @SCORERS.register("judge", JudgeOptions)
-class JudgeScorer(Scorer):
+class JudgeScorer(Scorer[JudgeOptions]):
     """The model judges each solution; score = P("Yes") from logprobs, or a verbal 0–10 rating."""
 
     name = "judge"
@@ -104,7 +104,7 @@ class JudgeScorer(Scorer):
         super().__init__(options)
 
     def request(self, problem: Problem, candidate: Candidate, use_logprobs: bool) -> GenRequest:
-        options: JudgeOptions = self.options  # type: ignore[assignment]
+        options = self.options
         if use_logprobs:
             system = JUDGE_SYSTEM_PROMPT
             template = PARTIAL_JUDGE_TEMPLATE if candidate.partial else JUDGE_TEMPLATE
@@ -123,7 +123,7 @@ class JudgeScorer(Scorer):
         )
 
     async def score(self, problem: Problem, candidates: list[Candidate], ctx: Context) -> list[float]:
-        options: JudgeOptions = self.options  # type: ignore[assignment]
+        options = self.options
         backend = await ctx.backends.get(ctx.backend, options.model, options.base_url)
         use_logprobs = backend.capabilities.logprobs if options.mode == "auto" else options.mode == "logprob"
         requests = [self.request(problem, c, use_logprobs) for c in candidates]
@@ -139,5 +139,5 @@ class JudgeScorer(Scorer):
 
     def max_cost(self, candidates: int) -> Cost:
         """One short review per candidate (a rating unless the mode reads logprobs)."""
-        options: JudgeOptions = self.options  # type: ignore[assignment]
+        options = self.options
         return Cost.sample(candidates, VERDICT_TOKENS if options.mode == "logprob" else RATING_TOKENS)

@@ -64,12 +64,12 @@ def class_one(row: list[float], softmax: bool) -> float:
 
 
 @SCORERS.register("prm-http", PRMHTTPOptions)
-class PRMHTTPScorer(StepScorer):
+class PRMHTTPScorer(StepScorer[PRMHTTPOptions]):
     """A process reward model served by vLLM's pooling API scores each step."""
 
     name = "prm-http"
 
-    def __init__(self, options: Options):
+    def __init__(self, options: PRMHTTPOptions):
         super().__init__(options)
         self._separator_id: int | None = None
 
@@ -80,12 +80,12 @@ class PRMHTTPScorer(StepScorer):
 
     @property
     def base_url(self) -> str:
-        options: PRMHTTPOptions = self.options  # type: ignore[assignment]
+        options = self.options
         url = options.url.rstrip("/")
         return url[: -len("/v1")] if url.endswith("/v1") else url  # /pooling is served at the root
 
     def messages(self, question: str, steps: list[str]) -> list[dict[str, str]]:
-        options: PRMHTTPOptions = self.options  # type: ignore[assignment]
+        options = self.options
         system = [{"role": "system", "content": options.system_prompt}] if options.system_prompt else []
         answer = "".join(step + options.separator for step in steps)
         return [*system, {"role": "user", "content": question}, {"role": "assistant", "content": answer}]
@@ -93,7 +93,7 @@ class PRMHTTPScorer(StepScorer):
     async def evaluate(
         self, problem: Problem, steps: list[list[str]]
     ) -> tuple[list[list[float]], list[Usage]]:
-        options: PRMHTTPOptions = self.options  # type: ignore[assignment]
+        options = self.options
         headers = {"Authorization": f"Bearer {options.api_key}"} if options.api_key else {}
         semaphore = asyncio.Semaphore(options.concurrency)
         async with httpx.AsyncClient(
@@ -112,7 +112,7 @@ class PRMHTTPScorer(StepScorer):
     async def _score_one(
         self, client: httpx.AsyncClient, question: str, steps: list[str]
     ) -> tuple[list[float], Usage]:
-        options: PRMHTTPOptions = self.options  # type: ignore[assignment]
+        options = self.options
         body: dict[str, Any] = {"messages": self.messages(question, steps), "add_generation_prompt": False}
         if options.model:
             body["model"] = options.model
@@ -141,7 +141,7 @@ class PRMHTTPScorer(StepScorer):
 
     async def _separator(self, client: httpx.AsyncClient) -> int:
         if self._separator_id is None:
-            options: PRMHTTPOptions = self.options  # type: ignore[assignment]
+            options = self.options
             body: dict[str, Any] = {"prompt": options.separator, "add_special_tokens": False}
             if options.model:
                 body["model"] = options.model
@@ -155,7 +155,7 @@ class PRMHTTPScorer(StepScorer):
 
     async def _post(self, client: httpx.AsyncClient, path: str, body: dict[str, Any]) -> dict[str, Any]:
         """POST with bounded retries (connection errors, ``RETRY_STATUSES``), as the OpenAI backend."""
-        options: PRMHTTPOptions = self.options  # type: ignore[assignment]
+        options = self.options
         url = self.base_url + path
         cause = ""
         for attempt in range(1, options.max_retries + 2):

@@ -46,7 +46,7 @@ def load_function(target: str) -> Callable[..., Any]:
 
 
 @SCORERS.register("python", PythonOptions)
-class PythonScorer(Scorer):
+class PythonScorer(Scorer[PythonOptions]):
     """A user function (problem, candidate) -> float, given as python:module:function."""
 
     name = "python"

@@ -218,12 +218,12 @@ def _chat(tokenizer: Any, system: str | None, question: str, answer: str) -> str
 
 
 @SCORERS.register("prm", PRMOptions)
-class PRMScorer(StepScorer):
+class PRMScorer(StepScorer[PRMOptions]):
     """A local process reward model scores each step (separator, step-tag or value-head family)."""
 
     name = "prm"
 
-    def __init__(self, options: Options):
+    def __init__(self, options: PRMOptions):
         super().__init__(options)
         self._family: Family | None = None
         self._models: dict[Family, _HFModel] = {}
@@ -231,7 +231,7 @@ class PRMScorer(StepScorer):
     @property
     def family(self) -> Family:
         if self._family is None:
-            options: PRMOptions = self.options  # type: ignore[assignment]
+            options = self.options
             if options.family != "auto":
                 self._family = options.family
             else:
@@ -239,8 +239,7 @@ class PRMScorer(StepScorer):
         return self._family
 
     def aggregate(self) -> Aggregate:
-        options: PRMOptions = self.options  # type: ignore[assignment]
-        return options.aggregate or DEFAULT_AGGREGATE[self.family]
+        return self.options.aggregate or DEFAULT_AGGREGATE[self.family]
 
     def max_cost(self, candidates: int) -> Cost:
         """None upstream: the model runs in this process."""
@@ -248,7 +247,7 @@ class PRMScorer(StepScorer):
 
     def format(self, tokenizer: Any, question: str, steps: list[str]) -> str:
         """The text the model reads: every step is followed by the separator (or tag) token."""
-        options: PRMOptions = self.options  # type: ignore[assignment]
+        options = self.options
         if self.family == "step-tag":  # Math-Shepherd: "question step1 ки\nstep2 ки\n"
             return f"{question} " + "".join(f"{step} {options.step_tag}\n" for step in steps)
         answer = "".join(step + options.separator for step in steps)
@@ -260,7 +259,7 @@ class PRMScorer(StepScorer):
         return await asyncio.to_thread(self._evaluate, problem, steps)
 
     def _evaluate(self, problem: Problem, steps: list[list[str]]) -> tuple[list[list[float]], list[Usage]]:
-        options: PRMOptions = self.options  # type: ignore[assignment]
+        options = self.options
         family = self.family
         kind: Literal["token", "causal"] = "causal" if family == "step-tag" else "token"
         model = self._models.setdefault(family, _HFModel(options, kind))
@@ -296,15 +295,15 @@ class PRMScorer(StepScorer):
 
 
 @SCORERS.register("orm", ORMOptions)
-class ORMScorer(Scorer):
+class ORMScorer(Scorer[ORMOptions]):
     """A local outcome reward model (sequence classifier) scores each whole solution."""
 
     name = "orm"
     granularity = "answer"
 
-    def __init__(self, options: Options):
+    def __init__(self, options: ORMOptions):
         super().__init__(options)
-        self._model = _HFModel(options, "sequence")  # type: ignore[arg-type]
+        self._model = _HFModel(options, "sequence")
 
     async def score(self, problem: Problem, candidates: list[Candidate], ctx: Context) -> list[float]:
         scores, usages = await asyncio.to_thread(self._score, problem, [c.text for c in candidates])
@@ -318,7 +317,7 @@ class ORMScorer(Scorer):
         return Cost()
 
     def _score(self, problem: Problem, texts: list[str]) -> tuple[list[float], list[Usage]]:
-        options: ORMOptions = self.options  # type: ignore[assignment]
+        options = self.options
         loaded = self._model.load()
         torch, tokenizer = loaded.torch, loaded.tokenizer
 

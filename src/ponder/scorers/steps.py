@@ -18,11 +18,11 @@ from __future__ import annotations
 
 import abc
 import math
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Generic, Literal
 
 from ponder.core.registry import Text
 from ponder.core.types import Candidate, Problem, Usage
-from ponder.scorers.base import Scorer
+from ponder.scorers.base import OptionsT, Scorer
 from ponder.tasks.steps import split_steps
 
 if TYPE_CHECKING:
@@ -46,7 +46,7 @@ def aggregate_step_scores(scores: list[float], how: Aggregate) -> float:
     raise ValueError(f"unknown aggregation {how!r}; valid: last, min, mean, product")
 
 
-class StepScorer(Scorer):
+class StepScorer(Scorer[OptionsT], Generic[OptionsT]):
     """A scorer of steps. Subclasses implement ``evaluate``; this class bills and aggregates.
 
     A step scorer makes no LLM calls through ``ctx``: it runs its own model, so it reports what each

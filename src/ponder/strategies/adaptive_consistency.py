@@ -75,7 +75,7 @@ def window_is_unanimous(labels: list[int | None], window: int) -> bool:
 
 
 @STRATEGIES.register("adaptive-consistency", AdaptiveConsistencyOptions)
-class AdaptiveConsistency(Strategy):
+class AdaptiveConsistency(Strategy[AdaptiveConsistencyOptions]):
     """Majority vote that stops sampling when a Beta posterior or a unanimous window says it is settled."""
 
     name = "adaptive-consistency"
@@ -87,7 +87,7 @@ class AdaptiveConsistency(Strategy):
 
     def fires(self, labels: list[int | None]) -> tuple[bool, float | None]:
         """``settled`` on the samples' answer classes (so a replay groups the answers once)."""
-        options: AdaptiveConsistencyOptions = self.options  # type: ignore[assignment]
+        options = self.options
         if options.rule == "window":
             return window_is_unanimous(labels, options.window), None
         leader, runner_up = leading_counts(labels)
@@ -108,11 +108,11 @@ class AdaptiveConsistency(Strategy):
 
     def max_cost(self) -> Cost:
         """``max_n`` samples, when the vote never settles."""
-        options: AdaptiveConsistencyOptions = self.options  # type: ignore[assignment]
+        options = self.options
         return Cost.sample(options.max_n, options.max_tokens)
 
     async def run(self, problem: Problem, ctx: Context) -> Result:
-        options: AdaptiveConsistencyOptions = self.options  # type: ignore[assignment]
+        options = self.options
         request = ctx.request(problem, options, n=options.max_n)
         concurrency = min(options.batch, ctx.backend.capabilities.max_concurrency)
         candidates: list[Candidate] = []

@@ -49,7 +49,7 @@ class AtomOfThoughtsOptions(SamplingOptions):
 
 
 @STRATEGIES.register("atom-of-thoughts", AtomOfThoughtsOptions)
-class AtomOfThoughts(Strategy):
+class AtomOfThoughts(Strategy[AtomOfThoughtsOptions]):
     """Decompose into a DAG, solve the independent atoms, contract, repeat; then solve with ``then``."""
 
     name = "atom-of-thoughts"
@@ -62,12 +62,12 @@ class AtomOfThoughts(Strategy):
     def max_cost(self) -> Cost:
         """Per transition a decomposition, at most ``max_atoms - 1`` independent atoms solved and a
         contraction; then the inner strategy's cost."""
-        options: AtomOfThoughtsOptions = self.options  # type: ignore[assignment]
+        options = self.options
         transition = Cost.sample(options.max_atoms + 1, options.max_tokens)
         return transition * options.depth + self.inner.max_cost()
 
     async def run(self, problem: Problem, ctx: Context) -> Result:
-        options: AtomOfThoughtsOptions = self.options  # type: ignore[assignment]
+        options = self.options
         backend = await ctx.backends.get(ctx.backend, options.model, options.base_url)
         next_seed = seeds(ctx, options.seed)
         question = problem.question

@@ -8,7 +8,7 @@ A strategy is a short async program over ``ctx``: it samples through ``ctx.sampl
 from __future__ import annotations
 
 import abc
-from typing import ClassVar
+from typing import Any, ClassVar, Generic, TypeVar
 
 from ponder.context import Context
 from ponder.core.cost import Cost
@@ -17,9 +17,14 @@ from ponder.core.registry import Options, Registry
 from ponder.core.types import Candidate, Problem, Result
 from ponder.scorers.vote import Vote
 
+OptionsT = TypeVar("OptionsT", bound=Options)
 
-class Strategy(abc.ABC):
+
+class Strategy(abc.ABC, Generic[OptionsT]):
     """A way to spend compute on one problem. Subclasses set ``name`` and implement ``run``.
+
+    A subclass names its options model (``class BestOfN(Strategy[BestOfNOptions])``), so ``self.options``
+    has that type wherever the strategy reads it.
 
     ``budget_option`` names the option a compute budget scales (``n`` for sampling strategies; None when
     a budget does not apply). Strategies whose answer is a selection from independent samples implement
@@ -34,7 +39,7 @@ class Strategy(abc.ABC):
     #: chain steps), which bounds latency the way ``n`` bounds width; ``ponder serve --max-depth`` caps it
     depth_option: ClassVar[str | None] = None
 
-    def __init__(self, options: Options):
+    def __init__(self, options: OptionsT):
         self.options = options
 
     @property
@@ -76,4 +81,4 @@ class Strategy(abc.ABC):
         return self.select(candidates), len(candidates)
 
 
-STRATEGIES: Registry[Strategy] = Registry("strategy")
+STRATEGIES: Registry[Strategy[Any]] = Registry("strategy")

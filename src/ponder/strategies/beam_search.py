@@ -38,7 +38,7 @@ class BeamSearchOptions(StepSearchOptions):
 
 
 @STRATEGIES.register("beam-search", BeamSearchOptions)
-class BeamSearch(StepSearch):
+class BeamSearch(StepSearch[BeamSearchOptions]):
     """N beams over steps; keep the N/M best, sample M next steps from each (Snell et al., 2024)."""
 
     name = "beam-search"
@@ -46,7 +46,7 @@ class BeamSearch(StepSearch):
     def max_cost(self) -> Cost:
         """Per depth, n next steps valued in one scorer call; with lookahead, also ``lookahead`` greedy
         steps of each and two scorer calls (the steps that ended, then where the rollouts end)."""
-        options: BeamSearchOptions = self.options  # type: ignore[assignment]
+        options = self.options
         steps = Cost.sample(options.n, options.max_tokens)
         if options.lookahead == 0:
             return (steps + self.scorer.max_cost(options.n)) * options.max_depth
@@ -54,7 +54,7 @@ class BeamSearch(StepSearch):
         return (steps + rollouts) * options.max_depth
 
     async def run(self, problem: Problem, ctx: Context) -> Result:
-        options: BeamSearchOptions = self.options  # type: ignore[assignment]
+        options = self.options
         tree = SearchTree()
         beams, samples = [tree.root], [options.n]
         finished = 0
@@ -82,7 +82,7 @@ class BeamSearch(StepSearch):
 
     async def value(self, problem: Problem, ctx: Context, tree: SearchTree, steps: list[Node]) -> None:
         """Score the new steps; with lookahead, score an open step where its greedy rollout ends."""
-        options: BeamSearchOptions = self.options  # type: ignore[assignment]
+        options = self.options
         if options.lookahead == 0:
             await self.score(problem, ctx, tree, steps)
             return

@@ -31,7 +31,7 @@ class BestFirstOptions(StepSearchOptions):
 
 
 @STRATEGIES.register("best-first", BestFirstOptions)
-class BestFirst(StepSearch):
+class BestFirst(StepSearch[BestFirstOptions]):
     """Expand the highest-valued partial solution next (Koh et al., 2024)."""
 
     name = "best-first"
@@ -39,12 +39,12 @@ class BestFirst(StepSearch):
 
     def max_cost(self) -> Cost:
         """n expansions of ``width`` steps, each expansion valued in one scorer call."""
-        options: BestFirstOptions = self.options  # type: ignore[assignment]
+        options = self.options
         expansion = Cost.sample(options.width, options.max_tokens) + self.scorer.max_cost(options.width)
         return expansion * options.n
 
     async def run(self, problem: Problem, ctx: Context) -> Result:
-        options: BestFirstOptions = self.options  # type: ignore[assignment]
+        options = self.options
         tree = SearchTree()
         frontier = [(0.0, 0)]  # (-value, node id): the best value first, then the oldest node
         for _ in range(options.n):

@@ -33,7 +33,7 @@ class BestOfNOptions(SamplingOptions):
 
 
 @STRATEGIES.register("best-of-n", BestOfNOptions)
-class BestOfN(Strategy):
+class BestOfN(Strategy[BestOfNOptions]):
     """n samples, the scorer's highest-scoring answer wins."""
 
     name = "best-of-n"
@@ -45,7 +45,7 @@ class BestOfN(Strategy):
         self.scorer = SCORERS.build(options.scorer)
 
     async def run(self, problem: Problem, ctx: Context) -> Result:
-        options: BestOfNOptions = self.options  # type: ignore[assignment]
+        options = self.options
         request = ctx.request(problem, options, n=options.n, logprobs=self.scorer.needs_logprobs)
         candidates = await ctx.sample(request)
         if not candidates:
@@ -59,7 +59,7 @@ class BestOfN(Strategy):
         return ctx.result(self.spec, candidates, choice.answer, text=text, votes=choice.table)
 
     def select(self, candidates: list[Candidate]) -> Vote:
-        options: BestOfNOptions = self.options  # type: ignore[assignment]
+        options = self.options
         if options.aggregate == "weighted":  # an unscored candidate adds no weight
             return weighted_vote(candidates, [c.scores.get(self.scorer.name, 0.0) for c in candidates])
         scores = [c.scores.get(self.scorer.name, float("-inf")) for c in candidates]
@@ -69,5 +69,5 @@ class BestOfN(Strategy):
 
     def max_cost(self) -> Cost:
         """n samples and the scorer's cost on all of them."""
-        options: BestOfNOptions = self.options  # type: ignore[assignment]
+        options = self.options
         return Cost.sample(options.n, options.max_tokens) + self.scorer.max_cost(options.n)

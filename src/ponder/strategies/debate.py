@@ -44,7 +44,7 @@ class DebateOptions(SamplingOptions):
 
 
 @STRATEGIES.register("debate", DebateOptions)
-class Debate(Strategy):
+class Debate(Strategy[DebateOptions]):
     """M agents, T rounds; each round every agent sees the others' latest answers; final majority vote."""
 
     name = "debate"
@@ -55,18 +55,18 @@ class Debate(Strategy):
 
     def agent(self, index: int) -> tuple[str | None, str | None]:
         """The model and persona of agent ``index``."""
-        options: DebateOptions = self.options  # type: ignore[assignment]
+        options = self.options
         model = options.models[index % len(options.models)] if options.models else None
         persona = options.personas[index % len(options.personas)] if options.personas else None
         return model, persona
 
     def max_cost(self) -> Cost:
         """One answer per agent per round."""
-        options: DebateOptions = self.options  # type: ignore[assignment]
+        options = self.options
         return Cost.sample(options.agents * options.rounds, options.max_tokens)
 
     async def run(self, problem: Problem, ctx: Context) -> Result:
-        options: DebateOptions = self.options  # type: ignore[assignment]
+        options = self.options
         next_seed = seeds(ctx, options.seed)
         rounds: list[list[Candidate]] = []
         for number in range(options.rounds):
@@ -96,7 +96,7 @@ class Debate(Strategy):
         self, problem: Problem, ctx: Context, index: int, latest: list[Candidate] | None, seed: int | None
     ) -> Candidate:
         """Agent ``index``'s answer: alone in the first round, then after the others' latest answers."""
-        options: DebateOptions = self.options  # type: ignore[assignment]
+        options = self.options
         model, persona = self.agent(index)
         messages = with_system(problem.as_messages(ctx.system_prompt), persona_line(persona))
         if latest is not None:

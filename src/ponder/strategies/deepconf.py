@@ -69,7 +69,7 @@ def filtered_vote(candidates: list[Candidate], scores: list[float], keep: float)
 
 
 @STRATEGIES.register("deepconf", DeepConfOptions)
-class DeepConf(Strategy):
+class DeepConf(Strategy[DeepConfOptions]):
     """Confidence-filtered, confidence-weighted voting; online, unconfident traces stop early."""
 
     name = "deepconf"
@@ -84,7 +84,7 @@ class DeepConf(Strategy):
     def max_cost(self) -> Cost:
         """n traces of at most ``max_tokens``; online, each trace after the warm-up is grown in up to
         ⌈max_tokens / chunk⌉ requests. Confidence is read from logprobs (no scorer calls)."""
-        options: DeepConfOptions = self.options  # type: ignore[assignment]
+        options = self.options
         traces = Cost.sample(options.n, options.max_tokens)
         if options.mode == "offline":
             return traces
@@ -93,7 +93,7 @@ class DeepConf(Strategy):
         return traces + Cost(calls=later * pieces)
 
     async def run(self, problem: Problem, ctx: Context) -> Result:
-        options: DeepConfOptions = self.options  # type: ignore[assignment]
+        options = self.options
         request = ctx.request(problem, options, n=options.n, logprobs=options.top_k)
         if options.mode == "offline":
             candidates = await ctx.sample(request)
@@ -113,7 +113,7 @@ class DeepConf(Strategy):
         return scores
 
     async def online(self, problem: Problem, request: GenRequest, ctx: Context) -> Result:
-        options: DeepConfOptions = self.options  # type: ignore[assignment]
+        options = self.options
         warmup = await ctx.sample(request.with_(n=min(options.warmup, options.n)))
         await self.score(problem, warmup, ctx)
         lowest = [self.lowest(c.logprobs or []) for c in warmup]
@@ -155,24 +155,24 @@ class DeepConf(Strategy):
 
     def lowest(self, logprobs: list[TokenLogprob]) -> float:
         """The trace's lowest sliding-window group confidence (what the online threshold compares)."""
-        options: DeepConfOptions = self.options  # type: ignore[assignment]
+        options = self.options
         return lowest_group_confidence(logprobs, options.top_k, options.window)
 
     def later_seed(self, request: GenRequest) -> int | None:
-        options: DeepConfOptions = self.options  # type: ignore[assignment]
+        options = self.options
         return None if request.seed is None else request.seed + options.warmup
 
     def vote(self, voters: list[Candidate]) -> Vote:
         return weighted_vote(voters, [c.scores[self.scorer.name] for c in voters])
 
     def agreed(self, vote: Vote) -> bool:
-        options: DeepConfOptions = self.options  # type: ignore[assignment]
+        options = self.options
         total = sum(vote.table.values())
         return total > 0 and next(iter(vote.table.values())) / total >= options.consensus
 
     async def grow(self, request: GenRequest, threshold: float, ctx: Context) -> Candidate:
         """One trace, ``chunk`` tokens at a time, stopped once its lowest group confidence is below s."""
-        options: DeepConfOptions = self.options  # type: ignore[assignment]
+        options = self.options
         chunk = options.chunk if ctx.backend.capabilities.continuation else options.max_tokens
         text, tokens, usage = "", 0, Usage()
         logprobs: list[TokenLogprob] = []

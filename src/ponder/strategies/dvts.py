@@ -32,7 +32,7 @@ class DVTSOptions(StepSearchOptions):
 
 
 @STRATEGIES.register("dvts", DVTSOptions)
-class DVTS(StepSearch):
+class DVTS(StepSearch[DVTSOptions]):
     """N/M independent subtrees, each expanded M ways and kept greedily by the scorer."""
 
     name = "dvts"
@@ -40,14 +40,14 @@ class DVTS(StepSearch):
     def max_cost(self) -> Cost:
         """n first steps; then per depth, the subtrees' steps valued in one scorer call and ``width``
         next steps of each subtree's best (⌈n / width⌉ subtrees)."""
-        options: DVTSOptions = self.options  # type: ignore[assignment]
+        options = self.options
         width = min(options.width, options.n)
         level = -(-options.n // width) * width
         per_depth = self.scorer.max_cost(level) + Cost.sample(level, options.max_tokens)
         return Cost.sample(options.n, options.max_tokens) + per_depth * options.max_depth
 
     async def run(self, problem: Problem, ctx: Context) -> Result:
-        options: DVTSOptions = self.options  # type: ignore[assignment]
+        options = self.options
         tree = SearchTree()
         width = min(options.width, options.n)
         [first] = await self.expand(problem, ctx, tree, [tree.root], [options.n], options.max_depth == 1)

@@ -42,7 +42,7 @@ class EvolveOptions(SamplingOptions):
 
 
 @STRATEGIES.register("evolve", EvolveOptions)
-class Evolve(Strategy):
+class Evolve(Strategy[EvolveOptions]):
     """Rounds of samples, each conditioned on the previous round's best-scoring candidates (EvoScale)."""
 
     name = "evolve"
@@ -54,14 +54,14 @@ class Evolve(Strategy):
 
     def max_cost(self) -> Cost:
         """Per round, ``population`` samples and the scorer's cost on them."""
-        options: EvolveOptions = self.options  # type: ignore[assignment]
+        options = self.options
         round_cost = Cost.sample(options.population, options.max_tokens) + self.scorer.max_cost(
             options.population
         )
         return round_cost * options.rounds
 
     async def run(self, problem: Problem, ctx: Context) -> Result:
-        options: EvolveOptions = self.options  # type: ignore[assignment]
+        options = self.options
         backend = await ctx.backends.get(ctx.backend, options.model, options.base_url)
         next_seed = seeds(ctx, options.seed)
         candidates: list[Candidate] = []

@@ -31,7 +31,7 @@ class FirstFinishOptions(SamplingOptions):
 
 
 @STRATEGIES.register("first-finish", FirstFinishOptions)
-class FirstFinish(Strategy):
+class FirstFinish(Strategy[FirstFinishOptions]):
     """n samples in parallel; the first to finish wins (or a vote among the first k)."""
 
     name = "first-finish"
@@ -39,11 +39,11 @@ class FirstFinish(Strategy):
 
     def max_cost(self) -> Cost:
         """All n samples: those cancelled after the first k may have been computed in full."""
-        options: FirstFinishOptions = self.options  # type: ignore[assignment]
+        options = self.options
         return Cost.sample(options.n, options.max_tokens)
 
     async def run(self, problem: Problem, ctx: Context) -> Result:
-        options: FirstFinishOptions = self.options  # type: ignore[assignment]
+        options = self.options
         request = ctx.request(problem, options, n=options.n)
         concurrency = min(options.n, ctx.backend.capabilities.max_concurrency)
         finished: list[Candidate] = []

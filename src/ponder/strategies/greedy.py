@@ -16,7 +16,7 @@ class GreedyOptions(SamplingOptions):
 
 
 @STRATEGIES.register("greedy", GreedyOptions)
-class Greedy(Strategy):
+class Greedy(Strategy[GreedyOptions]):
     """One sample at temperature 0 (the baseline)."""
 
     name = "greedy"
@@ -32,5 +32,5 @@ class Greedy(Strategy):
         return Vote(candidates[0].answer, 0, {}) if candidates else Vote(None, None, {})
 
     def max_cost(self) -> Cost:
-        options: GreedyOptions = self.options  # type: ignore[assignment]
+        options = self.options
         return Cost.sample(1, options.max_tokens)

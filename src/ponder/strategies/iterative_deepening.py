@@ -34,7 +34,7 @@ class IterativeDeepeningOptions(SamplingOptions):
 
 
 @STRATEGIES.register("iterative-deepening", IterativeDeepeningOptions)
-class IterativeDeepening(Strategy):
+class IterativeDeepening(Strategy[IterativeDeepeningOptions]):
     """One trace, with a self-correction trigger at budgets initial, initial·growth, … up to max_tokens."""
 
     name = "iterative-deepening"
@@ -43,11 +43,11 @@ class IterativeDeepening(Strategy):
         """One trace of at most ``max_tokens``, continued after every trigger. No option bounds the
         number of triggers: a segment that stops early (without confirming) is continued, and only the
         token limit ends the trace, so the bound is one request per token."""
-        options: IterativeDeepeningOptions = self.options  # type: ignore[assignment]
+        options = self.options
         return Cost(calls=options.max_tokens, completion_tokens=options.max_tokens)
 
     async def run(self, problem: Problem, ctx: Context) -> Result:
-        options: IterativeDeepeningOptions = self.options  # type: ignore[assignment]
+        options = self.options
         request = ctx.request(problem, options)
         text, tokens, usage = "", 0, Usage()
         budget = min(options.initial, options.max_tokens)

@@ -46,7 +46,7 @@ class MCTSOptions(StepSearchOptions):
 
 
 @STRATEGIES.register("mcts", MCTSOptions)
-class MCTS(StepSearch):
+class MCTS(StepSearch[MCTSOptions]):
     """UCT over steps: select, expand ``width`` steps, value by scorer or rollout, backpropagate."""
 
     name = "mcts"
@@ -56,14 +56,14 @@ class MCTS(StepSearch):
     def max_cost(self) -> Cost:
         """Per iteration, ``width`` steps valued in one scorer call; with rollouts, also one rollout per
         step and two scorer calls (the steps that ended, then the rollouts)."""
-        options: MCTSOptions = self.options  # type: ignore[assignment]
+        options = self.options
         steps = Cost.sample(options.width, options.max_tokens)
         if options.value == "scorer":
             return (steps + self.scorer.max_cost(options.width)) * options.iterations
         return (steps * 2 + self.scorer.max_cost(options.width) * 2) * options.iterations
 
     async def run(self, problem: Problem, ctx: Context) -> Result:
-        options: MCTSOptions = self.options  # type: ignore[assignment]
+        options = self.options
         tree = SearchTree()
         visits: dict[int, int] = {0: 0}
         totals: dict[int, float] = {0: 0.0}
@@ -103,7 +103,7 @@ class MCTS(StepSearch):
         self, problem: Problem, ctx: Context, tree: SearchTree, steps: list[Node]
     ) -> list[float]:
         """The value of each new step: its score, or the score of a rollout from it to the end."""
-        options: MCTSOptions = self.options  # type: ignore[assignment]
+        options = self.options
         if options.value == "scorer":
             await self.score(problem, ctx, tree, steps)
             return [step.score or 0.0 for step in steps]

@@ -79,20 +79,20 @@ class ParticleFilteringOptions(StepSearchOptions):
 
 
 @STRATEGIES.register("particle-filtering", ParticleFilteringOptions)
-class ParticleFiltering(StepSearch):
+class ParticleFiltering(StepSearch[ParticleFilteringOptions]):
     """N particles over steps, resampled by softmax(logit(value)/τ) (Puri et al., 2025)."""
 
     name = "particle-filtering"
 
     def max_cost(self) -> Cost:
         """Per depth, a next step for each of the n particles, valued in one scorer call."""
-        options: ParticleFilteringOptions = self.options  # type: ignore[assignment]
+        options = self.options
         return (
             Cost.sample(options.n, options.max_tokens) + self.scorer.max_cost(options.n)
         ) * options.max_depth
 
     async def run(self, problem: Problem, ctx: Context) -> Result:
-        options: ParticleFilteringOptions = self.options  # type: ignore[assignment]
+        options = self.options
         tree = SearchTree()
         particles: list[Node] = [tree.root] * options.n
         for depth in range(options.max_depth):
@@ -120,7 +120,7 @@ class ParticleFiltering(StepSearch):
 
     def resample(self, ctx: Context, particles: list[Node]) -> list[Node]:
         """The particles after one resampling step (unchanged while the ESS stays high)."""
-        options: ParticleFilteringOptions = self.options  # type: ignore[assignment]
+        options = self.options
         weights = particle_weights(
             [p.score if p.state != "truncated" and p.score is not None else 0.0 for p in particles],
             options.softmax_temperature,

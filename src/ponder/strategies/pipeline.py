@@ -33,7 +33,7 @@ class PipelineOptions(Options):
 
 
 @STRATEGIES.register("pipeline", PipelineOptions)
-class PipelineStrategy(Strategy):
+class PipelineStrategy(Strategy[PipelineOptions]):
     """Layers of roles (generate, critique, rank, fuse, verify, test) from a preset or a file."""
 
     name = "pipeline"

@@ -49,7 +49,7 @@ class PlanSearchOptions(SamplingOptions):
 
 
 @STRATEGIES.register("plansearch", PlanSearchOptions)
-class PlanSearch(Strategy):
+class PlanSearch(Strategy[PlanSearchOptions]):
     """Observations → plans from their subsets → one solution per plan; vote or score to pick."""
 
     name = "plansearch"
@@ -61,13 +61,13 @@ class PlanSearch(Strategy):
     def max_cost(self) -> Cost:
         """One request for observations, then a plan and a solution per subset of at most ``subset`` of
         them, and the scorer's cost on the solutions."""
-        options: PlanSearchOptions = self.options  # type: ignore[assignment]
+        options = self.options
         plans = max(1, sum(comb(options.observations, size) for size in range(1, options.subset + 1)))
         scoring = self.scorer.max_cost(plans) if self.scorer else Cost()
         return Cost.sample(1 + 2 * plans, options.max_tokens) + scoring
 
     async def run(self, problem: Problem, ctx: Context) -> Result:
-        options: PlanSearchOptions = self.options  # type: ignore[assignment]
+        options = self.options
         backend = await ctx.backends.get(ctx.backend, options.model, options.base_url)
         next_seed = seeds(ctx, options.seed)
 

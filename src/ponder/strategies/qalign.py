@@ -57,7 +57,7 @@ def acceptance(
 
 
 @STRATEGIES.register("qalign", QAlignOptions)
-class QAlign(Strategy):
+class QAlign(Strategy[QAlignOptions]):
     """Metropolis–Hastings over solutions (cut, regenerate, accept by reward); vote over the chain."""
 
     name = "qalign"
@@ -75,11 +75,11 @@ class QAlign(Strategy):
     def max_cost(self) -> Cost:
         """The first sample and one proposal per step (a proposal writes at most ``max_tokens`` after
         its cut), each scored alone."""
-        options: QAlignOptions = self.options  # type: ignore[assignment]
+        options = self.options
         return (Cost.sample(1, options.max_tokens) + self.scorer.max_cost(1)) * (options.steps + 1)
 
     async def run(self, problem: Problem, ctx: Context) -> Result:
-        options: QAlignOptions = self.options  # type: ignore[assignment]
+        options = self.options
         request = ctx.request(problem, options, logprobs=self.scorer.needs_logprobs)
         [current] = await ctx.sample(request)
         reward = await self.reward(problem, current, ctx)

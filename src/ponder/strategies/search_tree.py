@@ -40,7 +40,7 @@ step text, value, parent, depth, how the step ended and what the search did with
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Generic, Literal, TypeVar
 
 from pydantic import Field, field_validator
 
@@ -79,6 +79,9 @@ class StepSearchOptions(SamplingOptions):
         if not value:
             raise ValueError("delimiter must not be empty")
         return value.replace("\\n", "\n").replace("\\t", "\t")
+
+
+StepSearchOptionsT = TypeVar("StepSearchOptionsT", bound=StepSearchOptions)
 
 
 @dataclass(eq=False)
@@ -155,13 +158,13 @@ class SearchTree:
         return {"kind": "search-tree", "nodes": [node.to_dict() for node in self.nodes]}
 
 
-class StepSearch(Strategy):
+class StepSearch(Strategy[StepSearchOptionsT], Generic[StepSearchOptionsT]):
     """Base of the step-level searches: expansion, step values, and the final selection."""
 
     budget_option = "n"
     depth_option = "max_depth"  # one generate call after another, one per depth
 
-    def __init__(self, options: StepSearchOptions):
+    def __init__(self, options: StepSearchOptionsT):
         super().__init__(options)
         self.scorer = SCORERS.build(options.scorer)
 
@@ -178,7 +181,7 @@ class StepSearch(Strategy):
     ) -> list[list[Node]]:
         """Sample ``samples[i]`` next steps of ``parents[i]``, all in one generate call; ``final`` writes
         the solutions to their end (no stop string). ``changes`` override request fields (temperature)."""
-        options: StepSearchOptions = self.options  # type: ignore[assignment]
+        options = self.options
         requests = []
         for parent, count in zip(parents, samples, strict=True):
             remaining = options.max_tokens - parent.tokens
@@ -206,7 +209,7 @@ class StepSearch(Strategy):
         return children
 
     def _grow(self, tree: SearchTree, parent: Node, generation: Generation, rollout: bool) -> Node:
-        options: StepSearchOptions = self.options  # type: ignore[assignment]
+        options = self.options
         tokens = parent.tokens + generation.completion_tokens
         at_boundary = generation.stop_sequence is not None and generation.text.strip()
         if generation.finish_reason != "length" and not at_boundary:
@@ -255,7 +258,7 @@ class StepSearch(Strategy):
 
     def conclude(self, ctx: Context, tree: SearchTree, why_none: str) -> Result:
         """The result: every finished solution as a candidate, the selected answer, and the tree."""
-        options: StepSearchOptions = self.options  # type: ignore[assignment]
+        options = self.options
         finished = [node for node in tree.nodes if node.state == "finished"]
         candidates = [self.candidate(ctx, tree, node) for node in finished]
         if not candidates:

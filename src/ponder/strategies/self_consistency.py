@@ -25,7 +25,7 @@ class SelfConsistencyOptions(SamplingOptions):
 
 
 @STRATEGIES.register("self-consistency", SelfConsistencyOptions)
-class SelfConsistency(Strategy):
+class SelfConsistency(Strategy[SelfConsistencyOptions]):
     """n samples, majority vote over equivalent answers (Wang et al., 2022)."""
 
     name = "self-consistency"
@@ -37,7 +37,7 @@ class SelfConsistency(Strategy):
         self.scorer = SCORERS.build(options.scorer) if options.scorer else None
 
     async def run(self, problem: Problem, ctx: Context) -> Result:
-        options: SelfConsistencyOptions = self.options  # type: ignore[assignment]
+        options = self.options
         logprobs = self.scorer.needs_logprobs if self.scorer else None
         candidates = await ctx.sample(ctx.request(problem, options, n=options.n, logprobs=logprobs))
         if self.scorer is not None and candidates:
@@ -54,6 +54,6 @@ class SelfConsistency(Strategy):
 
     def max_cost(self) -> Cost:
         """n samples, and the scorer's cost on all of them when votes are weighted."""
-        options: SelfConsistencyOptions = self.options  # type: ignore[assignment]
+        options = self.options
         scoring = self.scorer.max_cost(options.n) if self.scorer else Cost()
         return Cost.sample(options.n, options.max_tokens) + scoring

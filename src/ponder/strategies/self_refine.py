@@ -20,7 +20,7 @@ ledger line ``feedback`` (``critic`` for the critic).
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from pydantic import Field
 
@@ -66,8 +66,11 @@ class CritiqueRefineOptions(SelfRefineOptions):
     critic_base_url: BaseURL = None
 
 
+SelfRefineOptionsT = TypeVar("SelfRefineOptionsT", bound=SelfRefineOptions)
+
+
 @STRATEGIES.register("self-refine", SelfRefineOptions)
-class SelfRefine(Strategy):
+class SelfRefine(Strategy[SelfRefineOptionsT], Generic[SelfRefineOptionsT]):
     """Solve, review, revise until the review says correct; majority vote over parallel chains."""
 
     name = "self-refine"
@@ -81,13 +84,13 @@ class SelfRefine(Strategy):
 
     def max_cost(self) -> Cost:
         """n chains of a first solution and, per round, feedback and a revision."""
-        options: SelfRefineOptions = self.options  # type: ignore[assignment]
+        options = self.options
         solution = Cost.sample(1, options.max_tokens)
         round_cost = Cost.sample(1, options.feedback_tokens) + solution
         return (solution + round_cost * options.rounds) * options.n
 
     async def run(self, problem: Problem, ctx: Context) -> Result:
-        options: SelfRefineOptions = self.options  # type: ignore[assignment]
+        options = self.options
         critic = await self.critic(ctx)
         chains = await asyncio.gather(
             *(self.chain(problem, ctx, critic, index) for index in range(options.n))
@@ -107,7 +110,7 @@ class SelfRefine(Strategy):
         self, problem: Problem, ctx: Context, critic: Backend, index: int
     ) -> list[dict[str, Any]]:
         """One solve-review-revise chain; each entry is a solution with the verdict on it."""
-        options: SelfRefineOptions = self.options  # type: ignore[assignment]
+        options = self.options
         request = ctx.request(problem, options)
         request = request.with_(seed=None if request.seed is None else request.seed + index)
         [solution] = await ctx.sample(request)
@@ -141,7 +144,7 @@ class SelfRefine(Strategy):
 
 
 @STRATEGIES.register("critique-refine", CritiqueRefineOptions)
-class CritiqueRefine(SelfRefine):
+class CritiqueRefine(SelfRefine[CritiqueRefineOptions]):
     """A critic (possibly another model) finds the first wrong step, the actor revises; vote over chains."""
 
     name = "critique-refine"
@@ -150,10 +153,7 @@ class CritiqueRefine(SelfRefine):
     system_prompt = CRITIC_SYSTEM_PROMPT
     template = CRITIC_TEMPLATE
 
-    def __init__(self, options: CritiqueRefineOptions):
-        super().__init__(options)
-
     async def critic(self, ctx: Context) -> Backend:
         """The critic's own backend when ``critic_model`` or ``critic_base_url`` is set, else the actor's."""
-        options: CritiqueRefineOptions = self.options  # type: ignore[assignment]
+        options = self.options
         return await ctx.backends.get(ctx.backend, options.critic_model, options.critic_base_url)

@@ -56,7 +56,7 @@ class SolveDetectVerifyOptions(SamplingOptions):
 
 
 @STRATEGIES.register("solve-detect-verify", SolveDetectVerifyOptions)
-class SolveDetectVerify(Strategy):
+class SolveDetectVerify(Strategy[SolveDetectVerifyOptions]):
     """Solve to a hesitation point, detect completion, verify with short checks (long if they disagree)."""
 
     name = "solve-detect-verify"
@@ -66,14 +66,14 @@ class SolveDetectVerify(Strategy):
         with a completion probe at each; the short checks; the long check. No option bounds the
         hesitation points: each solving request writes at least one token, so there are at most
         ``max_tokens`` of them, and as many probes."""
-        options: SolveDetectVerifyOptions = self.options  # type: ignore[assignment]
+        options = self.options
         solving = Cost(calls=options.max_tokens, completion_tokens=options.max_tokens)
         probes = Cost.sample(options.max_tokens, DETECT_TOKENS)
         checks = Cost.sample(options.checks, options.check_tokens) + Cost.sample(1, options.long_check_tokens)
         return (solving + probes + checks) * (options.revisions + 1)
 
     async def run(self, problem: Problem, ctx: Context) -> Result:
-        options: SolveDetectVerifyOptions = self.options  # type: ignore[assignment]
+        options = self.options
         request = ctx.request(problem, options, stop=HESITATIONS)
         candidates: list[Candidate] = []
         attempts: list[dict[str, Any]] = []
@@ -97,7 +97,7 @@ class SolveDetectVerify(Strategy):
 
     async def solve(self, problem: Problem, request: GenRequest, ctx: Context) -> tuple[Candidate, int]:
         """Grow a solution from hesitation point to hesitation point until it is complete."""
-        options: SolveDetectVerifyOptions = self.options  # type: ignore[assignment]
+        options = self.options
         text, tokens, usage, probes = "", 0, Usage(), 0
         while True:
             wanted = request.with_(prefix=text or None, max_tokens=options.max_tokens - tokens)
@@ -115,7 +115,7 @@ class SolveDetectVerify(Strategy):
         return ctx.candidate(Generation(text, finish, tokens, usage)), probes
 
     async def complete(self, problem: Problem, text: str, ctx: Context) -> bool:
-        options: SolveDetectVerifyOptions = self.options  # type: ignore[assignment]
+        options = self.options
         probe = review_request(
             problem,
             Candidate(text),
@@ -132,7 +132,7 @@ class SolveDetectVerify(Strategy):
         self, problem: Problem, solution: Candidate, ctx: Context
     ) -> tuple[float | None, str, bool]:
         """The verdict (1 correct, 0 incorrect, None unread), its text, and whether it escalated."""
-        options: SolveDetectVerifyOptions = self.options  # type: ignore[assignment]
+        options = self.options
 
         def check(**settings: Any) -> GenRequest:
             return review_request(

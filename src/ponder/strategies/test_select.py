@@ -38,7 +38,7 @@ class TestSelectOptions(SamplingOptions):
 
 
 @STRATEGIES.register("test-select", TestSelectOptions)
-class TestSelect(Strategy):
+class TestSelect(Strategy[TestSelectOptions]):
     """n samples voted on by generated tests; a selection round of discriminating tests (CodeMonkeys)."""
 
     name = "test-select"
@@ -57,7 +57,7 @@ class TestSelect(Strategy):
         self.runner = TestRunner(TestRunnerOptions(name="test-runner", timeout=options.timeout))
 
     async def run(self, problem: Problem, ctx: Context) -> Result:
-        options: TestSelectOptions = self.options  # type: ignore[assignment]
+        options = self.options
         pool = Pool(problem)
         await self.generator.apply(pool, ctx)
         written = await self.writer.apply(pool, ctx)
@@ -86,7 +86,7 @@ class TestSelect(Strategy):
 
     def max_cost(self) -> Cost:
         """Its roles' costs: n samples, the voting tests, then the selection tests for the finalists."""
-        options: TestSelectOptions = self.options  # type: ignore[assignment]
+        options = self.options
         voting = (
             self.generator.max_cost(0) + self.writer.max_cost(options.n) + self.runner.max_cost(options.n)
         )

@@ -58,20 +58,20 @@ class Thought:
 
 
 @STRATEGIES.register("thinking-budget", ThinkingBudgetOptions)
-class ThinkingBudget(Strategy):
+class ThinkingBudget(Strategy[ThinkingBudgetOptions]):
     """Think up to a token budget, then force the answer (s1); ``cuts`` answers at several budgets."""
 
     name = "thinking-budget"
 
     def budgets(self) -> list[int]:
-        options: ThinkingBudgetOptions = self.options  # type: ignore[assignment]
+        options = self.options
         cuts = [max(1, options.tokens // 2**power) for power in range(options.cuts - 1, -1, -1)]
         return sorted(set(cuts))
 
     def max_cost(self) -> Cost:
         """Per cut, one request that thinks up to the cut and one that forces the answer, plus one per
         "Wait"; thinking spends at most ``tokens`` in all, each answer ``answer_tokens``."""
-        options: ThinkingBudgetOptions = self.options  # type: ignore[assignment]
+        options = self.options
         cuts = len(self.budgets())
         thinking = Cost(calls=cuts + options.wait, completion_tokens=options.tokens)
         return thinking + Cost.sample(cuts, options.answer_tokens)
@@ -99,7 +99,7 @@ class ThinkingBudget(Strategy):
 
     async def think(self, request: GenRequest, thought: Thought, budget: int, ctx: Context) -> None:
         """Grow the trace until the model stops, closes its thinking, or spends ``budget`` tokens."""
-        options: ThinkingBudgetOptions = self.options  # type: ignore[assignment]
+        options = self.options
         while not (thought.finished or thought.closed) and thought.tokens < budget:
             max_tokens = budget - thought.tokens
             [[generation]] = await ctx.generate(
@@ -118,7 +118,7 @@ class ThinkingBudget(Strategy):
 
     async def answer(self, request: GenRequest, thought: Thought, ctx: Context) -> Candidate:
         """The answer at this point of the trace: the model's own if it finished, else a forced one."""
-        options: ThinkingBudgetOptions = self.options  # type: ignore[assignment]
+        options = self.options
         usage, thought.usage = thought.usage, Usage()
         if thought.finished:
             return ctx.candidate(Generation(thought.text, "stop", thought.tokens, usage))
