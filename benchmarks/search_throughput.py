@@ -75,7 +75,7 @@ async def main() -> None:
         started, usage, scoring, finished = time.monotonic(), Usage(), Usage(), 0
         for index, problem in enumerate(problems):
             ctx = Context.for_dataset(dataset, backend, seed=index)
-            result = await strategy.run(problem, ctx)
+            result = await strategy.solve(problem, ctx)
             usage = usage + result.usage_by_line.get("generate", Usage())
             scoring = scoring + result.usage_by_line.get(f"scorer:{scorer}", Usage())
             finished += len(result.candidates)

@@ -19,7 +19,7 @@ from conftest import completion
 from test_server import serve
 
 import ponder
-from ponder.backends import ScriptedBackend
+from ponder.backends import GenRequest, ScriptedBackend
 from ponder.core.errors import BudgetExhaustedError, UnknownNameError
 from ponder.core.registry import FreeText, NestedSpec, OperatorOnly, ServedModel, parse_spec
 from ponder.scorers import SCORERS
@@ -279,17 +279,22 @@ async def test_upstream_backends_mean_only_upstreams() -> None:
 
 
 async def test_the_request_cap_holds_even_when_a_bound_is_wrong() -> None:
-    """Every call on any upstream counts on one cap, refused before it starts."""
+    """Every call on any upstream counts on one cap, refused before it starts; the run ends with a note."""
     main, judge = ScriptedBackend(model="main", script=["\\boxed{1}"]), ScriptedBackend(model="judge")
-    capped = request_backends({"main": main, "judge": judge}, RequestCap(calls=3, completion_tokens=None))
+    cap = RequestCap(calls=3, completion_tokens=None)
+    capped = request_backends({"main": main, "judge": judge}, cap)
     pool = UpstreamBackends(capped)
+    spec = "best-of-n:n=2,scorer=[judge:model=judge]"
+    result = await ponder.asolve("q", spec, backend=capped["main"], backends=pool)
+    assert cap.spent_calls == 2 and sum(r.n for r in main.requests) == 2  # the samples
+    assert judge.requests == [] and result.budget_exhausted and "3 upstream calls" in (result.note or "")
     with pytest.raises(BudgetExhaustedError, match="3 upstream calls"):
-        await ponder.asolve("q", "self-consistency:n=8", backend=capped["main"], backends=pool)
-    assert sum(r.n for r in main.requests) <= 3
+        cap.reserve([GenRequest(messages=(), n=2)])
     tokens = RequestCap(calls=None, completion_tokens=100)
-    capped = request_backends({"main": main}, tokens)
-    with pytest.raises(BudgetExhaustedError, match="100 completion tokens"):
-        await ponder.asolve("q", "greedy:max_tokens=101", backend=capped["main"])
+    result = await ponder.asolve(
+        "q", "greedy:max_tokens=101", backend=request_backends({"main": main}, tokens)["main"]
+    )
+    assert result.candidates == [] and "100 completion tokens" in (result.note or "")
 
 
 def test_a_request_over_the_token_cap_is_refused(upstreams: tuple[Any, Any]) -> None:

@@ -71,7 +71,7 @@ async def asolve(
     )
     try:
         await backend.start()
-        return await chosen.run(problem, ctx)
+        return await chosen.solve(problem, ctx)
     finally:
         if backends is None:  # the other models this call named are this call's to close
             await ctx.backends.close()

@@ -17,8 +17,9 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import Field
 
-from ponder.backends.base import Backend, Generation, GenRequest
+from ponder.backends.base import STOPPED_WORK, Backend, Generation, GenRequest
 from ponder.backends.pool import Backends
+from ponder.core.errors import BudgetExhaustedError
 from ponder.core.ledger import Ledger
 from ponder.core.registry import Options
 from ponder.core.types import Candidate, Problem, Result, Usage
@@ -27,6 +28,22 @@ from ponder.tasks.prompts import MATH_SYSTEM_PROMPT
 
 if TYPE_CHECKING:
     from ponder.tasks.datasets import Dataset
+
+#: characters per token of the prompt estimate that a ``tokens`` budget reserves before a call starts (the
+#: exact count is known only from the server's answer; what the estimate misses is reported as excess)
+CHARS_PER_TOKEN = 4
+
+
+def prompt_estimate(request: GenRequest) -> int:
+    """Tokens the request's prompt (and any prefix it continues) will roughly take."""
+    chars = sum(len(message.content) for message in request.messages) + len(request.prefix or "")
+    return -(-chars // CHARS_PER_TOKEN)
+
+
+def calls_of(request: GenRequest, backend: Backend) -> int:
+    """Upstream calls a request takes: one when the backend honours ``n``, one per choice otherwise."""
+    return 1 if backend.capabilities.honours_n else request.n
+
 
 #: ``on_event(kind, data)`` receives progress events: ``generated`` (candidates so far), ``scored``.
 EventHandler = Callable[[str, dict[str, Any]], None]
@@ -39,6 +56,8 @@ class SamplingOptions(Options):
     top_p: float = Field(1.0, gt=0.0, le=1.0)
     max_tokens: int = Field(1024, ge=1)
     seed: int | None = None
+    #: a candidate cut off by ``max_tokens`` keeps its answer and votes (by default it has none)
+    allow_truncated: bool = False
 
 
 @dataclass
@@ -58,10 +77,16 @@ class Context:
     system_prompt: str | None = MATH_SYSTEM_PROMPT
     extract: Callable[[str], str | None] = extract_answer
     budget_exhausted: bool = False
+    #: let a candidate cut off by ``max_tokens`` keep its extracted answer (and vote); off by default
+    allow_truncated: bool = False
 
     def __post_init__(self) -> None:
         self.rng = random.Random(self.seed)
         self._generated = 0
+        #: why the budget stopped the run (a call it could not pay for), for the result's note
+        self.stop_reason: str | None = None
+        #: every candidate made in this context, in order: what a run stopped by its budget selects from
+        self.made: list[Candidate] = []
         #: requests ``as_completed`` cancelled in flight (never billed), and candidates it finished but
         #: the consumer never read (billed: a strategy returns them with its candidates)
         self.cancelled = 0
@@ -94,12 +119,55 @@ class Context:
         self, requests: list[GenRequest], line: str = "generate", backend: Backend | None = None
     ) -> list[list[Generation]]:
         """Send requests to the backend (or to ``backend``, e.g. a judge's own model), recording every
-        generation's usage on a ledger line."""
-        results = await (backend or self.backend).generate(requests)
+        generation's usage on a ledger line.
+
+        The budget is a hard cap: the calls start only if the budget can pay for all of them (a single
+        fanned-out request may be trimmed to fewer choices), each choice's ``max_tokens`` is clipped to
+        its share of what remains, and what they may cost is reserved while they run. Otherwise nothing
+        starts and BudgetExhaustedError says which cap stopped it (``Strategy.solve`` turns that into a
+        result from what the run has).
+        """
+        backend = backend or self.backend
+        requests = self.admit(requests, backend)
+        calls = sum(calls_of(r, backend) for r in requests)
+        prompt = sum(prompt_estimate(r) * calls_of(r, backend) for r in requests)
+        completion = sum(r.n * r.max_tokens for r in requests)
+        self.ledger.reserve(calls, prompt, completion)
+        try:
+            results = await backend.generate(requests)
+        finally:
+            self.ledger.release(calls, prompt, completion)
         for generations in results:
             for generation in generations:
                 self.ledger.record(line, generation.usage)
         return results
+
+    def admit(self, requests: list[GenRequest], backend: Backend) -> list[GenRequest]:
+        """The requests as the budget lets them start (fewer choices, clipped ``max_tokens``), or raise."""
+        if self.ledger.budget.is_unlimited():
+            return requests
+        prompt = sum(prompt_estimate(r) * calls_of(r, backend) for r in requests)
+        room = self.ledger.headroom(backend.parameters, prompt)
+        needed = sum(calls_of(r, backend) for r in requests)
+        if room.calls is not None and needed > room.calls:
+            if len(requests) == 1 and not backend.capabilities.honours_n and room.calls >= 1:
+                requests = [requests[0].with_(n=room.calls)]  # fewer choices of one fanned-out request
+                self.stopped(f"calls budget allows {room.calls} more of {needed} calls")
+            else:
+                raise BudgetExhaustedError(self.stopped(f"calls budget cannot pay for {needed} more calls"))
+        if room.tokens is not None:
+            share = room.tokens // sum(r.n for r in requests)
+            if share < 1:
+                raise BudgetExhaustedError(self.stopped("token budget cannot pay for another call"))
+            if any(r.max_tokens > share for r in requests):
+                requests = [r.with_(max_tokens=min(r.max_tokens, share)) for r in requests]
+        return requests
+
+    def stopped(self, reason: str) -> str:
+        """Remember that the budget stopped or trimmed a call, and why (the first reason is kept)."""
+        self.budget_exhausted = True
+        self.stop_reason = self.stop_reason or reason
+        return reason
 
     def request(self, problem: Problem, options: SamplingOptions, n: int = 1, **changes: Any) -> GenRequest:
         """The request that samples ``n`` solutions of ``problem`` with the strategy's options."""
@@ -115,14 +183,19 @@ class Context:
         return request.with_(**changes) if changes else request
 
     def candidate(self, generation: Generation) -> Candidate:
-        return Candidate(
+        """A candidate of a generation. One cut off by ``max_tokens`` has no answer, so it does not vote,
+        unless the run allows truncated answers."""
+        truncated = generation.finish_reason == "length" and not self.allow_truncated
+        candidate = Candidate(
             text=generation.text,
-            answer=self.extract(generation.text),
+            answer=None if truncated else self.extract(generation.text),
             finish_reason=generation.finish_reason,
             completion_tokens=generation.completion_tokens,
             logprobs=generation.logprobs,
             usage=generation.usage,
         )
+        self.made.append(candidate)
+        return candidate
 
     async def sample(self, request: GenRequest, batch: int | None = None) -> list[Candidate]:
         """Draw ``request.n`` candidates. Under a budget, draw in batches and stop when it is met."""
@@ -134,13 +207,24 @@ class Context:
             size = min(batch, request.n - len(candidates))
             seed = None if request.seed is None else request.seed + len(candidates)
             if self.ledger.exhausted:
-                self.budget_exhausted = True
+                self.stopped(self.ledger.exhausted_reason() or "budget met")
                 break
-            [generations] = await self.generate([request.with_(n=size, seed=seed)])
+            try:
+                [generations] = await self.generate([request.with_(n=size, seed=seed)])
+            except BudgetExhaustedError as stop:
+                self.stopped(str(stop))
+                break
             candidates += [self.candidate(g) for g in generations]
             self._generated += len(generations)
             self.emit("generated", count=self._generated, usage=self.ledger.total)
         return candidates
+
+    async def sample_one(self, request: GenRequest) -> Candidate:
+        """One candidate of ``request``; BudgetExhaustedError when the budget cannot pay for it."""
+        candidates = await self.sample(request.with_(n=1))
+        if not candidates:
+            raise BudgetExhaustedError(self.stop_reason or "the budget cannot pay for another sample")
+        return candidates[0]
 
     def result(
         self,
@@ -154,6 +238,17 @@ class Context:
     ) -> Result:
         if answer is None and note is None:
             note = "no candidate gave an extractable answer" if candidates else "no candidate was generated"
+        truncated = sum(c.finish_reason == "length" for c in candidates)
+        reasons = [
+            note,
+            f"{truncated} of {len(candidates)} candidates were cut off by max_tokens"
+            + (" and still voted" if self.allow_truncated else " and did not vote")
+            if truncated
+            else None,
+            f"budget: {why}" if (why := self.stop_reason or self.ledger.exhausted_reason()) else None,
+            self.ledger.excess(),
+        ]
+        note = "; ".join(reason for reason in reasons if reason) or None
         return Result(
             answer=answer,
             strategy=strategy,
@@ -173,6 +268,18 @@ class Context:
         [[generation]] = await self.generate([request.with_(n=1)])
         return self.candidate(generation)
 
+    async def stoppable(
+        self, draw: Callable[[GenRequest], Awaitable[Candidate]], request: GenRequest
+    ) -> Candidate:
+        """``draw(request)`` as work that may be stopped: in its own task, a backend bills a request it
+        cancels to the ``cancelled`` ledger line."""
+        STOPPED_WORK.set(self.bill_stopped)
+        return await draw(request)
+
+    def bill_stopped(self, usage: Usage) -> None:
+        """Record what a request stopped in flight had cost, on its own line."""
+        self.ledger.record("cancelled", usage)
+
     async def as_completed(
         self,
         request: GenRequest,
@@ -188,21 +295,27 @@ class Context:
         starts once the budget is met. Consume it under ``contextlib.aclosing`` so that stopping early
         cancels what is still in flight at once.
 
-        Billing: a request is billed when it completes, from the server's usage. A cancelled request is
-        billed nothing and is not estimated: without streaming, what the server computed before it saw
-        the cancellation is unknown (its prompt, and any tokens generated before the connection closed,
-        go unrecorded). Cancelled requests are counted in ``self.cancelled``. Requests that finished but
-        were never read go to ``self.unread`` (they are billed, so a strategy returns them too).
+        Billing: a request is billed when it completes, from the server's usage. A request cancelled in
+        flight is billed what the server had produced by then, on the ledger line ``cancelled``: the
+        backend streams requests it may be stopped in (``STOPPED_WORK``, set for each draw's task) and
+        reports their call, prompt and the tokens sent before the stop (a backend that cannot tell, such
+        as the scripted one, bills nothing). Cancelled requests are counted in ``self.cancelled``.
+        Requests that finished but were never read go to ``self.unread`` (they are billed, so a strategy
+        returns them too).
         """
         draw = draw or self.draw_one
         limit = max(1, concurrency or self.backend.capabilities.max_concurrency)
         pending: dict[asyncio.Future[Candidate], int] = {}
         launched = 0
+        refused = False  # a draw the budget could not pay for: launch no more
         try:
             while launched < request.n or pending:
-                while launched < request.n and len(pending) < limit and not self.ledger.exhausted:
+                while (
+                    launched < request.n and len(pending) < limit and not (refused or self.ledger.exhausted)
+                ):
                     seed = None if request.seed is None else request.seed + launched
-                    pending[asyncio.ensure_future(draw(request.with_(n=1, seed=seed)))] = launched
+                    single = request.with_(n=1, seed=seed)
+                    pending[asyncio.ensure_future(self.stoppable(draw, single))] = launched
                     launched += 1
                 if not pending:
                     self.budget_exhausted = True
@@ -210,6 +323,10 @@ class Context:
                 done, _ = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
                 for task in sorted(done, key=pending.__getitem__):
                     del pending[task]
+                    if isinstance(stop := task.exception(), BudgetExhaustedError):
+                        self.stopped(str(stop))
+                        refused = True
+                        continue
                     candidate = task.result()
                     self._generated += 1
                     self.emit("generated", count=self._generated, usage=self.ledger.total)

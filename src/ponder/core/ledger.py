@@ -77,13 +77,75 @@ def _budget_value(key: str, raw: str) -> float:
     return int(number)
 
 
+@dataclass(frozen=True)
+class Headroom:
+    """What the budget can still pay for, after what is spent and what calls in flight have reserved.
+
+    ``calls`` and ``tokens`` (tokens a generation may still produce or read) are None when uncapped.
+    """
+
+    calls: int | None
+    tokens: int | None
+
+
 class Ledger:
-    """Accumulates usage per line, and answers whether the budget still allows spending."""
+    """Accumulates usage per line, and answers whether the budget still allows spending.
+
+    A budget is a hard cap: before a call starts, the caller reserves what it may cost (its calls, and
+    its prompt estimate plus every choice's ``max_tokens``) with :meth:`reserve`, and releases the
+    reservation when the call is recorded, so calls running at the same time share what remains.
+    """
 
     def __init__(self, budget: Budget | None = None):
         self.budget = budget or Budget()
         self.lines: dict[str, Usage] = {}
         self.started = time.monotonic()
+        self.reserved_calls = 0
+        self.reserved_tokens = 0
+        self.reserved_completion_tokens = 0
+
+    def headroom(self, parameters: float = 0.0, prompt_tokens: int = 0) -> Headroom:
+        """Calls, and completion tokens per call set, that the budget can still pay for.
+
+        ``prompt_tokens`` (an estimate of the prompt a call will send) counts against a ``tokens`` cap;
+        a FLOPs cap is converted to tokens with ``parameters`` (2 x parameters per token).
+        """
+        b, t = self.budget, self.total
+        if b.seconds is not None and self.elapsed() >= b.seconds:
+            return Headroom(0, 0)
+        calls = None if b.calls is None else max(b.calls - t.calls - self.reserved_calls, 0)
+        limits = []
+        if b.tokens is not None:
+            limits.append(b.tokens - t.total_tokens - self.reserved_tokens - prompt_tokens)
+        if b.completion_tokens is not None:
+            limits.append(b.completion_tokens - t.completion_tokens - self.reserved_completion_tokens)
+        if b.flops is not None and parameters > 0:
+            flops_left = b.flops - t.flops - 2.0 * parameters * (self.reserved_tokens + prompt_tokens)
+            limits.append(int(flops_left // (2.0 * parameters)))
+        tokens = max(min(limits), 0) if limits else None
+        return Headroom(calls, tokens)
+
+    def reserve(self, calls: int, prompt_tokens: int, completion_tokens: int) -> None:
+        self.reserved_calls += calls
+        self.reserved_tokens += prompt_tokens + completion_tokens
+        self.reserved_completion_tokens += completion_tokens
+
+    def release(self, calls: int, prompt_tokens: int, completion_tokens: int) -> None:
+        self.reserve(-calls, -prompt_tokens, -completion_tokens)
+
+    def excess(self) -> str | None:
+        """What went over a token or FLOPs cap: only what a server produced past what was asked of it."""
+        b, t = self.budget, self.total
+        over = [
+            f"{name} by {spent - cap:g}"
+            for name, cap, spent in (
+                ("tokens", b.tokens, t.total_tokens),
+                ("completion_tokens", b.completion_tokens, t.completion_tokens),
+                ("flops", b.flops, t.flops),
+            )
+            if cap is not None and spent > cap
+        ]
+        return "over the budget's " + ", ".join(over) if over else None
 
     def record(self, line: str, usage: Usage) -> None:
         self.lines[line] = self.lines.get(line, Usage()) + usage

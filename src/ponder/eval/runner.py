@@ -339,7 +339,7 @@ async def run_eval(
             seed = stable_seed(unit.seed, unit.problem.id) % 2**31
             ledger = Ledger(Budget.parse(config.budget))
             ctx = Context.for_dataset(dataset, backend, seed, ledger, backends)
-            result = await unit.strategy.run(unit.problem, ctx)
+            result = await unit.strategy.solve(unit.problem, ctx)
             marks, correct = await grade(dataset, unit.problem, result)
             record = to_record(unit, result, marks, correct)
             store.append(record)

@@ -12,10 +12,10 @@ from typing import Any, ClassVar, Generic, TypeVar
 
 from ponder.context import Context
 from ponder.core.cost import Cost
-from ponder.core.errors import UsageError
+from ponder.core.errors import BudgetExhaustedError, UsageError
 from ponder.core.registry import Options, Registry
 from ponder.core.types import Candidate, Problem, Result
-from ponder.scorers.vote import Vote
+from ponder.scorers.vote import Vote, majority_vote
 
 OptionsT = TypeVar("OptionsT", bound=Options)
 
@@ -56,6 +56,23 @@ class Strategy(abc.ABC, Generic[OptionsT]):
     @abc.abstractmethod
     async def run(self, problem: Problem, ctx: Context) -> Result:
         """Solve ``problem`` within ``ctx``'s budget and return every candidate with its usage."""
+
+    async def solve(self, problem: Problem, ctx: Context) -> Result:
+        """Run within the budget, as a hard cap: what callers use instead of ``run``.
+
+        When the budget cannot pay for a call the strategy needs, no call starts (``Context.generate``)
+        and the run ends with the majority vote of the candidates it made so far, saying so in its note.
+        """
+        ctx.allow_truncated = bool(getattr(self.options, "allow_truncated", False))
+        try:
+            return await self.run(problem, ctx)
+        except BudgetExhaustedError as stop:
+            ctx.stopped(str(stop))
+            candidates = ctx.made
+            vote = majority_vote(candidates)
+            text = candidates[vote.winner].text if vote.winner is not None else None
+            note = "stopped by the budget; the answer is the vote of the candidates made so far"
+            return ctx.result(self.spec, candidates, vote.answer, text=text, votes=vote.table, note=note)
 
     def max_cost(self) -> Cost:
         """The most upstream work one run can cause (``ponder.core.cost``), scorers and roles included,

@@ -81,7 +81,7 @@ class QAlign(Strategy[QAlignOptions]):
     async def run(self, problem: Problem, ctx: Context) -> Result:
         options = self.options
         request = ctx.request(problem, options, logprobs=self.scorer.needs_logprobs)
-        [current] = await ctx.sample(request)
+        current = await ctx.sample_one(request)
         reward = await self.reward(problem, current, ctx)
         candidates, chain = [current], [0]
         steps: list[dict[str, Any]] = []

@@ -113,7 +113,7 @@ class SelfRefine(Strategy[SelfRefineOptionsT], Generic[SelfRefineOptionsT]):
         options = self.options
         request = ctx.request(problem, options)
         request = request.with_(seed=None if request.seed is None else request.seed + index)
-        [solution] = await ctx.sample(request)
+        solution = await ctx.sample_one(request)
         history: list[dict[str, Any]] = []
         for round_index in range(options.rounds + 1):
             entry: dict[str, Any] = {"candidate": solution, "answer": solution.answer, "verdict": None}
@@ -139,7 +139,7 @@ class SelfRefine(Strategy[SelfRefineOptionsT], Generic[SelfRefineOptionsT]):
                 Message("assistant", solution.text),
                 Message("user", REVISE_TEMPLATE.format(feedback=feedback.text)),
             ]
-            [solution] = await ctx.sample(request.with_(messages=tuple(revision)))
+            solution = await ctx.sample_one(request.with_(messages=tuple(revision)))
         return history
 
 

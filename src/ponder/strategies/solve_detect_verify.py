@@ -78,7 +78,7 @@ class SolveDetectVerify(Strategy[SolveDetectVerifyOptions]):
         candidates: list[Candidate] = []
         attempts: list[dict[str, Any]] = []
         for attempt in range(options.revisions + 1):
-            solution, probes = await self.solve(problem, request, ctx)
+            solution, probes = await self.attempt(problem, request, ctx)
             candidates.append(solution)
             verdict, feedback, escalated = await self.verify(problem, solution, ctx)
             attempts.append(
@@ -95,7 +95,7 @@ class SolveDetectVerify(Strategy[SolveDetectVerifyOptions]):
         final = candidates[-1]
         return ctx.result(self.spec, candidates, final.answer, final.text, trace={"attempts": attempts})
 
-    async def solve(self, problem: Problem, request: GenRequest, ctx: Context) -> tuple[Candidate, int]:
+    async def attempt(self, problem: Problem, request: GenRequest, ctx: Context) -> tuple[Candidate, int]:
         """Grow a solution from hesitation point to hesitation point until it is complete."""
         options = self.options
         text, tokens, usage, probes = "", 0, Usage(), 0
