@@ -59,12 +59,15 @@ def apply_rescores(
     ]
 
 
-def rescorable(record: dict[str, Any]) -> bool:
-    """Whether a record holds a sample bank that rules re-select from (as ``summarize`` applies them)."""
-    if record.get("budget") is not None or not record["candidates"]:
-        return False
-    strategy = STRATEGIES.build(record["strategy"])
-    return strategy.sample_bank and strategy.budget_option is not None
+def rescorable(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The records that hold a sample bank rules re-select from (as ``summarize`` applies them); each
+    spec is built once, however many records it has."""
+    sampled = [record for record in records if record.get("budget") is None and record["candidates"]]
+    banks: dict[str, bool] = {}
+    for spec in {record["strategy"] for record in sampled}:
+        strategy = STRATEGIES.build(spec)
+        banks[spec] = strategy.sample_bank and strategy.budget_option is not None
+    return [record for record in sampled if banks[record["strategy"]]]
 
 
 async def rescore_run(
@@ -89,7 +92,7 @@ async def rescore_run(
     manifest = json.loads(manifest_path.read_text())
     dataset = load_dataset(manifest["dataset"])
     problems = {str(p.id): p for p in dataset.problems()}
-    records = [r for r in RecordStore(directory).load() if rescorable(r)]
+    records = rescorable(RecordStore(directory).load())
     store = RecordStore(directory, RESCORES)
     done = {key for (spec, key) in load_rescores(directory) if spec == scorer_spec}
     todo = [r for r in records if record_key(r) not in done]
