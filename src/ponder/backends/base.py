@@ -11,6 +11,7 @@ import abc
 from collections.abc import Callable
 from contextvars import ContextVar
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 from ponder.core.types import Message, TokenLogprob, Usage
 
@@ -40,7 +41,7 @@ class GenRequest:
     seed: int | None = None
     prefix: str | None = None
 
-    def with_(self, **changes: object) -> GenRequest:
+    def with_(self, **changes: Any) -> GenRequest:
         return replace(self, **changes)
 
 

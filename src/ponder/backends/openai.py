@@ -686,7 +686,7 @@ class _Stream:
         choices = []
         for index, choice in self.choices.items():
             text = "".join(choice["pieces"])
-            fields = {
+            fields: dict[str, Any] = {
                 key: choice[key] for key in ("finish_reason", "stop_reason", "matched_stop") if key in choice
             }
             logprobs = {"content": choice["content"]} if choice["content"] else choice["legacy"] or None

@@ -84,7 +84,9 @@ class Spec:
 
 def _split_top_level(text: str) -> list[str]:
     """Split on commas that are not inside brackets."""
-    items, depth, current = [], 0, []
+    items: list[str] = []
+    current: list[str] = []
+    depth = 0
     for char in text:
         if char in "[(":
             depth += 1

@@ -146,7 +146,7 @@ def is_ready(name: str) -> bool:
     try:
         if path.stat().st_size != model.size_bytes:
             return False
-        recorded = json.loads(marker.read_text())
+        recorded: dict[str, object] = json.loads(marker.read_text())
     except (OSError, ValueError):
         return False
     return recorded.get("sha256") == model.sha256 and recorded.get("size_bytes") == model.size_bytes
