@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, fields
+from typing import Any
 
 from ponder.core.errors import BudgetExhaustedError, OptionError
 from ponder.core.types import Usage
@@ -44,7 +45,7 @@ class Budget:
         if not text:
             return cls()
         valid = {f.name: f for f in fields(cls)}
-        values: dict[str, float] = {}
+        values: dict[str, Any] = {}  # each key's own type: counts are int, seconds and flops float
         for item in text.split(","):
             key, sep, raw = item.partition("=")
             key = key.strip().replace("-", "_")
