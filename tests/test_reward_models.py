@@ -202,3 +202,31 @@ def test_an_undeclared_family_asks_for_the_option(tmp_path: Path) -> None:
     config.architectures = ["Qwen2Model"]
     with pytest.raises(UsageError, match="family="):
         detect_family(config)
+
+
+def test_scorers_of_one_model_load_it_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A server builds a scorer per request: the weights are read once per process, by name and device
+    (``auto`` is the device it resolves to), and scorers sharing them may run at once."""
+    _save(tmp_path, transformers.Qwen2ForTokenClassification)
+    loads: list[str] = []
+    load = transformers.AutoModelForTokenClassification.from_pretrained
+
+    def counted(path: str, **settings: Any) -> Any:
+        loads.append(path)
+        return load(path, **settings)
+
+    monkeypatch.setattr(transformers.AutoModelForTokenClassification, "from_pretrained", counted)
+    candidates = [Candidate(text=SOLUTION), Candidate(text=STEPS[1])]
+    first = _score(_spec("prm", tmp_path), candidates)
+    second = _score(_spec("prm", tmp_path, "batch_size=1,device=cpu"), candidates)
+    assert second == pytest.approx(first, abs=1e-5)
+    assert loads == [f"{tmp_path}/model"]
+
+    async def together() -> list[list[float]]:
+        specs = [_spec("prm", tmp_path), _spec("prm", tmp_path, "max_length=16,aggregate=last")] * 2
+        scorers = [SCORERS.build(spec) for spec in specs]
+        return await asyncio.gather(*(s.score(PROBLEM, candidates, _context()) for s in scorers))
+
+    full, truncated, *again = asyncio.run(together())
+    assert again == [full, truncated] and full == pytest.approx(first, abs=1e-5)
+    assert len(loads) == 1

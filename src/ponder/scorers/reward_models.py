@@ -18,7 +18,9 @@ label, softmax[1] with two.
 
 torch and transformers are an optional extra (``pip install 'ponder[rm]'``), imported on first use.
 Models run in batches (``batch_size``) in a worker thread, on ``device=auto`` (CUDA when available),
-in float32 on CPU and bfloat16 on GPU unless ``dtype`` says otherwise.
+in float32 on CPU and bfloat16 on GPU unless ``dtype`` says otherwise. A model is loaded once per process
+for each name, device and precision, and shared by every scorer that names it: ``ponder serve`` builds
+scorers per request, and must not read the weights again for each.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
 
 from pydantic import Field
@@ -111,15 +113,26 @@ class _Loaded:
     model: Any
     device: str
     parameters: int
+    #: held while a thread calls the tokenizer or the model: scorers share them (``_LOADED``), and a
+    #: tokenizer call may change its padding and truncation settings, so two threads must not overlap
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+Kind = Literal["token", "causal", "sequence"]
+#: what makes two loads the same: model, tokenizer, head kind, device, dtype, remote code allowed
+_LoadKey = tuple[str, str | None, Kind, str, str, bool]
+
+#: every model this process has loaded, by ``_LoadKey``; models are read-only, so scorers share them
+_LOADED: dict[_LoadKey, _Loaded] = {}
+_LOADING = threading.Lock()
 
 
 class _HFModel:
-    """A model and tokenizer loaded once, on first use, and run in batches in a worker thread."""
+    """A model and tokenizer, loaded on first use (once per process, see ``_LOADED``), run in batches in a
+    worker thread."""
 
-    def __init__(self, options: _ModelOptions, kind: Literal["token", "causal", "sequence"]):
+    def __init__(self, options: _ModelOptions, kind: Kind):
         self.options, self.kind = options, kind
-        self._loaded: _Loaded | None = None
-        self._lock = threading.Lock()
 
     def config(self) -> Any:
         _, transformers = _import_torch()
@@ -128,13 +141,8 @@ class _HFModel:
         )
 
     def load(self) -> _Loaded:
-        with self._lock:
-            if self._loaded is None:
-                self._loaded = self._load()
-            return self._loaded
-
-    def _load(self) -> _Loaded:
-        torch, transformers = _import_torch()
+        """The loaded model: this process's copy when one was loaded for the same key, else a new one."""
+        torch, _ = _import_torch()
         options = self.options
         device = options.device
         if device == "auto":
@@ -142,6 +150,22 @@ class _HFModel:
         dtype = options.dtype
         if dtype == "auto":
             dtype = "float32" if device == "cpu" else "bfloat16"
+        key: _LoadKey = (
+            options.model,
+            options.tokenizer,
+            self.kind,
+            device,
+            dtype,
+            options.trust_remote_code,
+        )
+        with _LOADING:
+            if key not in _LOADED:
+                _LOADED[key] = self._load(device, dtype)
+            return _LOADED[key]
+
+    def _load(self, device: str, dtype: str) -> _Loaded:
+        torch, transformers = _import_torch()
+        options = self.options
         config = self.config()
         if self.kind == "causal":
             factory = transformers.AutoModelForCausalLM
@@ -175,28 +199,29 @@ class _HFModel:
         results: list[Any] = []
         usages: list[Usage] = []
         size = self.options.batch_size
-        for start in range(0, len(texts), size):
-            batch = texts[start : start + size]
-            started = time.monotonic()
-            encoded = tokenizer(
-                batch,
-                return_tensors="pt",
-                padding=True,
-                truncation=self.options.max_length is not None,
-                max_length=self.options.max_length,
-                add_special_tokens=False,
-            ).to(loaded.device)
-            with torch.inference_mode():
-                output = loaded.model(**encoded)
-            logits = (output.logits if hasattr(output, "logits") else output[0]).float().cpu()
-            ids = encoded["input_ids"].cpu()
-            mask = encoded["attention_mask"].cpu()
-            for row in range(len(batch)):
-                keep = mask[row].bool()
-                per_token = logits[row][keep] if logits.dim() == 3 else logits[row]
-                results.append(read(ids[row][keep], per_token))
-            lengths = [int(m.sum()) for m in mask]
-            usages += share_usage(lengths, time.monotonic() - started, loaded.parameters)
+        with loaded.lock:
+            for start in range(0, len(texts), size):
+                batch = texts[start : start + size]
+                started = time.monotonic()
+                encoded = tokenizer(
+                    batch,
+                    return_tensors="pt",
+                    padding=True,
+                    truncation=self.options.max_length is not None,
+                    max_length=self.options.max_length,
+                    add_special_tokens=False,
+                ).to(loaded.device)
+                with torch.inference_mode():
+                    output = loaded.model(**encoded)
+                logits = (output.logits if hasattr(output, "logits") else output[0]).float().cpu()
+                ids = encoded["input_ids"].cpu()
+                mask = encoded["attention_mask"].cpu()
+                for row in range(len(batch)):
+                    keep = mask[row].bool()
+                    per_token = logits[row][keep] if logits.dim() == 3 else logits[row]
+                    results.append(read(ids[row][keep], per_token))
+                lengths = [int(m.sum()) for m in mask]
+                usages += share_usage(lengths, time.monotonic() - started, loaded.parameters)
         return results, usages
 
 
@@ -261,18 +286,19 @@ class PRMScorer(StepScorer[PRMOptions]):
     def _evaluate(self, problem: Problem, steps: list[list[str]]) -> tuple[list[list[float]], list[Usage]]:
         options = self.options
         family = self.family
-        kind: Literal["token", "causal"] = "causal" if family == "step-tag" else "token"
+        kind: Kind = "causal" if family == "step-tag" else "token"
         model = self._models.setdefault(family, _HFModel(options, kind))
         loaded = model.load()
         torch, tokenizer = loaded.torch, loaded.tokenizer
-        if family == "step-tag":
-            marker = _single_token(tokenizer, options.step_tag, "step tag")
-            choices = [
-                _single_token(tokenizer, options.good_token, "good token"),
-                _single_token(tokenizer, options.bad_token, "bad token"),
-            ]
-        else:
-            marker = _single_token(tokenizer, options.separator, "separator")
+        with loaded.lock:  # an encode can change the shared tokenizer's settings (see _Loaded.lock)
+            if family == "step-tag":
+                marker = _single_token(tokenizer, options.step_tag, "step tag")
+                choices = [
+                    _single_token(tokenizer, options.good_token, "good token"),
+                    _single_token(tokenizer, options.bad_token, "bad token"),
+                ]
+            else:
+                marker = _single_token(tokenizer, options.separator, "separator")
 
         def read(ids: Any, logits: Any) -> list[float]:
             positions = (ids == marker).nonzero().flatten()
