@@ -62,18 +62,73 @@ def canonical_candidates(stored: list[dict[str, Any]]) -> list[Candidate]:
     return candidates
 
 
-def usage_of(candidates: list[Candidate], with_scoring: bool) -> dict[str, float]:
-    total = Usage.total([c.usage + c.scoring_usage if with_scoring else c.usage for c in candidates])
-    values = {key: float(getattr(total, key)) for key in USAGE_KEYS}
-    values["tokens"] = float(total.total_tokens)
-    return values
+@dataclass(frozen=True)
+class BankPrices:
+    """What a sample bank's requests cost, so that k of its samples are billed as a live k-sample run on
+    the same server would cost.
+
+    A server that honours ``n`` draws many samples in one request and bills its call and prompt once (to
+    the first sample); one that does not gets a request per sample. A live run of k samples therefore
+    makes ⌈k / batch⌉ requests, ``batch`` being how many samples the bank's requests held (all of them,
+    or ``max_concurrency`` when drawn under a budget; one on a fanned-out server), each paying a call
+    and the whole prompt. The completion tokens and seconds are the samples' own.
+    """
+
+    batch: int
+    #: one request's calls, prompt and cached prompt tokens (the mean over the bank's requests)
+    calls: float
+    prompt_tokens: float
+    cached_prompt_tokens: float
+    #: FLOPs per processed token (2 × parameters), read off the bank
+    flops_per_token: float
+
+    @classmethod
+    def of(cls, bank: list[Candidate]) -> BankPrices:
+        """The prices of a bank stored in draw order (a sample billed a call starts a request; the samples
+        after it that were billed none came in the same request)."""
+        sizes: list[int] = []
+        for candidate in bank:
+            if candidate.usage.calls or not sizes:
+                sizes.append(0)
+            sizes[-1] += 1
+        total = Usage.total([c.usage for c in bank])
+        requests = max(len(sizes), 1)
+        processed = max(total.prompt_tokens - total.cached_prompt_tokens, 0) + total.completion_tokens
+        return cls(
+            batch=max(sizes, default=1),
+            calls=total.calls / requests,
+            prompt_tokens=total.prompt_tokens / requests,
+            cached_prompt_tokens=total.cached_prompt_tokens / requests,
+            flops_per_token=total.flops / processed if processed else 0.0,
+        )
+
+    def bill(self, read: list[Candidate], with_scoring: bool) -> dict[str, float]:
+        """What a live run that drew ``read`` would have cost (and their scoring, when it reads scores)."""
+        requests = -(-len(read) // self.batch)
+        prompt = requests * self.prompt_tokens
+        cached = requests * self.cached_prompt_tokens
+        completion = sum(c.usage.completion_tokens for c in read)
+        values = {
+            "calls": requests * self.calls,
+            "prompt_tokens": prompt,
+            "cached_prompt_tokens": cached,
+            "completion_tokens": float(completion),
+            "seconds": sum(c.usage.seconds for c in read),
+            "flops": self.flops_per_token * (max(prompt - cached, 0.0) + completion),
+        }
+        if with_scoring:
+            scoring = Usage.total([c.scoring_usage for c in read])
+            values = {key: value + float(getattr(scoring, key)) for key, value in values.items()}
+        values["tokens"] = values["prompt_tokens"] + values["completion_tokens"]
+        return values
 
 
 def bank_outcome(
     strategy: Strategy, record: dict[str, Any], candidates: list[Candidate], budget: int
 ) -> Outcome:
-    """Expected outcome of ``strategy.replay`` over k-subsets of the record's samples, and their cost
-    (only the samples it read: an early-stopping rule is billed the prefix it used).
+    """Expected outcome of ``strategy.replay`` over k-subsets of the record's samples, and their cost as a
+    live run of that many samples would have paid (``BankPrices``; only the samples it read: an
+    early-stopping rule is billed the prefix it used).
 
     ``candidates`` are the record's ``canonical_candidates``, built once per record for all budgets.
     """
@@ -84,13 +139,14 @@ def bank_outcome(
         budget,
         stable_seed(record["strategy"], record["seed"], record["problem"]["id"], budget),
     )
+    prices = BankPrices.of(candidates)
     accuracies, no_answers, usages = [], [], []
     for draw in draws:
         chosen = [candidates[i] for i in draw]
         choice, read = strategy.replay(chosen)
         accuracies.append(float(choice.winner is not None and correct[draw[choice.winner]]))
         no_answers.append(float(choice.answer is None))
-        usages.append(usage_of(chosen[:read], with_scoring=strategy.uses_scores))
+        usages.append(prices.bill(chosen[:read], with_scoring=strategy.uses_scores))
     usage = {key: mean([u[key] for u in usages]) for key in usages[0]}
     coverage = pass_at_k(len(candidates), sum(correct), budget)
     return Outcome(mean(accuracies), mean(no_answers), usage, coverage)
