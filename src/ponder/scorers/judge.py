@@ -100,9 +100,6 @@ class JudgeScorer(Scorer[JudgeOptions]):
 
     name = "judge"
 
-    def __init__(self, options: JudgeOptions):
-        super().__init__(options)
-
     def request(self, problem: Problem, candidate: Candidate, use_logprobs: bool) -> GenRequest:
         options = self.options
         if use_logprobs:

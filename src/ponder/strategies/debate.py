@@ -50,9 +50,6 @@ class Debate(Strategy[DebateOptions]):
     name = "debate"
     depth_option = "rounds"
 
-    def __init__(self, options: DebateOptions):
-        super().__init__(options)
-
     def agent(self, index: int) -> tuple[str | None, str | None]:
         """The model and persona of agent ``index``."""
         options = self.options
