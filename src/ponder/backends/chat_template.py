@@ -16,7 +16,12 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from jinja2 import TemplateError
+from jinja2.ext import loopcontrols
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+
 from ponder.core.errors import UsageError
+from ponder.core.extras import import_extra
 from ponder.core.types import Message
 
 #: put after the prefix while rendering, then cut: what follows it is the end-of-turn markup
@@ -27,13 +32,6 @@ class ChatTemplate:
     """A chat template that renders a conversation whose last assistant message is to be continued."""
 
     def __init__(self, template: str, special_tokens: dict[str, str] | None = None):
-        try:
-            from jinja2 import TemplateError
-            from jinja2.ext import loopcontrols
-            from jinja2.sandbox import ImmutableSandboxedEnvironment
-        except ImportError:
-            raise UsageError("chat_template needs jinja2: pip install jinja2") from None
-
         def raise_exception(message: str) -> None:
             raise TemplateError(message)
 
@@ -55,14 +53,8 @@ class ChatTemplate:
         path = Path(source).expanduser()
         if path.is_file():
             return cls(path.read_text())
-        try:
-            from transformers import AutoTokenizer
-        except ImportError:
-            raise UsageError(
-                f"chat_template {source!r} is not a file; loading a tokenizer needs transformers "
-                "(pip install 'ponder[rm]')"
-            ) from None
-        tokenizer = AutoTokenizer.from_pretrained(source)
+        transformers = import_extra("transformers", "rm", f"chat_template {source!r} (not a file)")
+        tokenizer = transformers.AutoTokenizer.from_pretrained(source)
         if not tokenizer.chat_template:
             raise UsageError(f"tokenizer {source!r} has no chat template")
         tokens = {

@@ -364,7 +364,7 @@ def parse_budgets(text: str) -> list[int]:
 
 
 def command_eval(args: argparse.Namespace) -> int:
-    from ponder.eval.report import render_summary_table, write_outputs
+    from ponder.eval.report import check_plotting, render_summary_table, write_outputs
     from ponder.eval.runner import EvalConfig, run_eval
     from ponder.tasks.datasets import load_dataset
 
@@ -373,6 +373,7 @@ def command_eval(args: argparse.Namespace) -> int:
     for spec in args.strategy + args.rule:
         build_strategy(spec)  # fail fast on bad specs, before any backend starts
     load_dataset(args.dataset)
+    check_plotting()
     backend = backend_from_args(args)
     name = args.dataset.replace(":", "-").replace("/", "-")
     directory = args.out or Path("runs") / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
@@ -415,12 +416,13 @@ def command_report(args: argparse.Namespace) -> int:
 
 
 def command_rescore(args: argparse.Namespace) -> int:
-    from ponder.eval.report import render_summary_table, write_outputs
+    from ponder.eval.report import check_plotting, render_summary_table, write_outputs
     from ponder.eval.rescore import rescore_run
     from ponder.eval.runner import write_summary
     from ponder.scorers import SCORERS
 
     SCORERS.build(args.scorer)  # fail fast on a bad spec, before any backend starts
+    check_plotting()
     backend = backend_from_args(args)
 
     async def run() -> str:

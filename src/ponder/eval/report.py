@@ -23,6 +23,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from ponder.core.errors import UsageError
+from ponder.core.extras import import_extra
 from ponder.eval.identity import StrategyId
 
 SUMMARY_FILE = "summary.json"
@@ -167,12 +168,18 @@ def _draw_panel(
     return drawn
 
 
+def check_plotting() -> None:
+    """Fail before a run rather than after it when its curves cannot be drawn (matplotlib is an extra)."""
+    import_extra("matplotlib", "eval", f"the report's {CURVES_FILE}")
+
+
 def _curves_png(summary: dict[str, Any]) -> bytes:
     """The figure as PNG bytes (matplotlib's object API: no pyplot, no display, Agg canvas).
 
     Accuracy and coverage against mean tokens, and, where the run measured FLOPs, accuracy against
     them: prompt-heavy strategies (a search judging every step) sit far apart on the two cost axes,
     since FLOPs leave out the prompt tokens the server's cache served."""
+    check_plotting()
     from matplotlib.figure import Figure
     from matplotlib.ticker import FuncFormatter, NullFormatter, PercentFormatter
 

