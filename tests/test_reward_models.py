@@ -56,7 +56,7 @@ def _tokenizer(path: Path) -> Any:
     return tokenizer
 
 
-def _save(path: Path, model_class: Any, num_labels: int = 2) -> tuple[Any, Any]:
+def save_model(path: Path, model_class: Any, num_labels: int = 2) -> tuple[Any, Any]:
     """A tiny model in ``path/model`` and its tokenizer in ``path/tokenizer``.
 
     The tokenizer is saved apart: next to a Qwen2 config, transformers 5 loads any tokenizer as
@@ -80,8 +80,21 @@ def _save(path: Path, model_class: Any, num_labels: int = 2) -> tuple[Any, Any]:
     return model, tokenizer
 
 
-def _spec(kind: str, path: Path, options: str = "") -> str:
+def model_spec(kind: str, path: Path, options: str = "") -> str:
     return f"{kind}:{path}/model,tokenizer={path}/tokenizer" + (f",{options}" if options else "")
+
+
+def record_loads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The paths token-classification models (the PRMs here) are loaded from, from now on, in order."""
+    loads: list[str] = []
+    load = transformers.AutoModelForTokenClassification.from_pretrained
+
+    def recorded(path: str, **settings: Any) -> Any:
+        loads.append(str(path))
+        return load(path, **settings)
+
+    monkeypatch.setattr(transformers.AutoModelForTokenClassification, "from_pretrained", recorded)
+    return loads
 
 
 def _context() -> Context:
@@ -99,9 +112,9 @@ def _logits(model: Any, tokenizer: Any, text: str) -> tuple[Any, Any]:
 
 
 def test_separator_prm_scores_each_step_from_its_separator(tmp_path: Path) -> None:
-    model, tokenizer = _save(tmp_path, transformers.Qwen2ForTokenClassification)
+    model, tokenizer = save_model(tmp_path, transformers.Qwen2ForTokenClassification)
     assert detect_family(transformers.AutoConfig.from_pretrained(tmp_path / "model")) == "separator"
-    scorer = SCORERS.build(_spec("prm", tmp_path))
+    scorer = SCORERS.build(model_spec("prm", tmp_path))
     ctx = _context()
     [steps] = asyncio.run(scorer.score_steps(PROBLEM, [STEPS], ctx))
 
@@ -128,21 +141,23 @@ def test_separator_prm_scores_each_step_from_its_separator(tmp_path: Path) -> No
     assert candidates[0].scoring_usage.prompt_tokens == len(ids)
     assert candidates[2].scoring_usage.prompt_tokens == 0
     for how, rule in [("last", lambda s: s[-1]), ("mean", lambda s: sum(s) / 3), ("product", math.prod)]:
-        [score] = _score(_spec("prm", tmp_path, f"aggregate={how},batch_size=1"), [Candidate(text=SOLUTION)])
+        [score] = _score(
+            model_spec("prm", tmp_path, f"aggregate={how},batch_size=1"), [Candidate(text=SOLUTION)]
+        )
         assert score == pytest.approx(rule(expected), abs=1e-5)
 
 
 def test_batching_and_padding_do_not_change_scores(tmp_path: Path) -> None:
-    _save(tmp_path, transformers.Qwen2ForTokenClassification)
+    save_model(tmp_path, transformers.Qwen2ForTokenClassification)
     texts = [SOLUTION, STEPS[1], "\n\n".join(STEPS[:2])]
-    one_by_one = [_score(_spec("prm", tmp_path, "batch_size=1"), [Candidate(text=t)])[0] for t in texts]
-    batched = _score(_spec("prm", tmp_path, "batch_size=3"), [Candidate(text=t) for t in texts])
+    one_by_one = [_score(model_spec("prm", tmp_path, "batch_size=1"), [Candidate(text=t)])[0] for t in texts]
+    batched = _score(model_spec("prm", tmp_path, "batch_size=3"), [Candidate(text=t) for t in texts])
     assert batched == pytest.approx(one_by_one, abs=1e-5)
 
 
 def test_step_tag_prm_reads_good_over_bad_at_each_tag(tmp_path: Path) -> None:
-    model, tokenizer = _save(tmp_path, transformers.Qwen2ForCausalLM)
-    scorer = SCORERS.build(_spec("prm", tmp_path))
+    model, tokenizer = save_model(tmp_path, transformers.Qwen2ForCausalLM)
+    scorer = SCORERS.build(model_spec("prm", tmp_path))
     assert scorer.family == "step-tag"
     [steps] = asyncio.run(scorer.score_steps(PROBLEM, [STEPS], _context()))
 
@@ -156,8 +171,8 @@ def test_step_tag_prm_reads_good_over_bad_at_each_tag(tmp_path: Path) -> None:
 
 
 def test_value_head_prm_is_a_sigmoid_at_each_separator(tmp_path: Path) -> None:
-    model, tokenizer = _save(tmp_path, transformers.Qwen2ForTokenClassification, num_labels=1)
-    scorer = SCORERS.build(_spec("prm", tmp_path, "system_prompt="))
+    model, tokenizer = save_model(tmp_path, transformers.Qwen2ForTokenClassification, num_labels=1)
+    scorer = SCORERS.build(model_spec("prm", tmp_path, "system_prompt="))
     assert scorer.family == "value-head" and scorer.aggregate() == "last"
     [steps] = asyncio.run(scorer.score_steps(PROBLEM, [STEPS], _context()))
     text = (
@@ -172,10 +187,10 @@ def test_value_head_prm_is_a_sigmoid_at_each_separator(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("num_labels", [1, 2])
 def test_orm_scores_the_whole_solution(tmp_path: Path, num_labels: int) -> None:
-    model, tokenizer = _save(tmp_path, transformers.Qwen2ForSequenceClassification, num_labels)
+    model, tokenizer = save_model(tmp_path, transformers.Qwen2ForSequenceClassification, num_labels)
     ctx = _context()
     candidates = [Candidate(text=SOLUTION), Candidate(text="the answer is 5")]
-    scores = _score(_spec("orm", tmp_path, "batch_size=2"), candidates, ctx)
+    scores = _score(model_spec("orm", tmp_path, "batch_size=2"), candidates, ctx)
     system = "Please reason step by step, and put your final answer within \\boxed{}."
     expected = []
     for candidate in candidates:
@@ -192,9 +207,9 @@ def test_orm_scores_the_whole_solution(tmp_path: Path, num_labels: int) -> None:
 
 
 def test_a_separator_that_is_not_one_token_is_a_usage_error(tmp_path: Path) -> None:
-    _save(tmp_path, transformers.Qwen2ForTokenClassification)
+    save_model(tmp_path, transformers.Qwen2ForTokenClassification)
     with pytest.raises(UsageError, match="one token"):
-        _score(_spec("prm", tmp_path, "separator=[what is]"), [Candidate(text=SOLUTION)])
+        _score(model_spec("prm", tmp_path, "separator=[what is]"), [Candidate(text=SOLUTION)])
 
 
 def test_an_undeclared_family_asks_for_the_option(tmp_path: Path) -> None:
@@ -207,23 +222,16 @@ def test_an_undeclared_family_asks_for_the_option(tmp_path: Path) -> None:
 def test_scorers_of_one_model_load_it_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A server builds a scorer per request: the weights are read once per process, by name and device
     (``auto`` is the device it resolves to), and scorers sharing them may run at once."""
-    _save(tmp_path, transformers.Qwen2ForTokenClassification)
-    loads: list[str] = []
-    load = transformers.AutoModelForTokenClassification.from_pretrained
-
-    def counted(path: str, **settings: Any) -> Any:
-        loads.append(path)
-        return load(path, **settings)
-
-    monkeypatch.setattr(transformers.AutoModelForTokenClassification, "from_pretrained", counted)
+    save_model(tmp_path, transformers.Qwen2ForTokenClassification)
+    loads = record_loads(monkeypatch)
     candidates = [Candidate(text=SOLUTION), Candidate(text=STEPS[1])]
-    first = _score(_spec("prm", tmp_path), candidates)
-    second = _score(_spec("prm", tmp_path, "batch_size=1,device=cpu"), candidates)
+    first = _score(model_spec("prm", tmp_path), candidates)
+    second = _score(model_spec("prm", tmp_path, "batch_size=1,device=cpu"), candidates)
     assert second == pytest.approx(first, abs=1e-5)
     assert loads == [f"{tmp_path}/model"]
 
     async def together() -> list[list[float]]:
-        specs = [_spec("prm", tmp_path), _spec("prm", tmp_path, "max_length=16,aggregate=last")] * 2
+        specs = [model_spec("prm", tmp_path), model_spec("prm", tmp_path, "max_length=16,aggregate=last")] * 2
         scorers = [SCORERS.build(spec) for spec in specs]
         return await asyncio.gather(*(s.score(PROBLEM, candidates, _context()) for s in scorers))
 
