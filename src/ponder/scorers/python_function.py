@@ -64,7 +64,7 @@ class PythonScorer(Scorer[PythonOptions]):
             try:
                 scores.append(float(value))
             except (TypeError, ValueError):
-                target = self.options.target  # type: ignore[attr-defined]
+                target = self.options.target
                 raise UsageError(f"python scorer {target!r} returned {value!r}, not a number") from None
         return scores
 

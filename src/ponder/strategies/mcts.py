@@ -90,7 +90,7 @@ class MCTS(StepSearch[MCTSOptions]):
 
     def descend(self, tree: SearchTree, visits: dict[int, int], totals: dict[int, float]) -> list[Node]:
         """The path from the root along the highest-UCT children (ties: the oldest) to a childless node."""
-        exploration = self.options.exploration  # type: ignore[attr-defined]
+        exploration = self.options.exploration
         path = [tree.root]
         while children := tree.children(path[-1]):
             parent_visits = visits[path[-1].id]

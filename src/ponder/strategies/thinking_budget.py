@@ -77,7 +77,7 @@ class ThinkingBudget(Strategy[ThinkingBudgetOptions]):
         return thinking + Cost.sample(cuts, options.answer_tokens)
 
     async def run(self, problem: Problem, ctx: Context) -> Result:
-        request = ctx.request(problem, self.options)  # type: ignore[arg-type]
+        request = ctx.request(problem, self.options)
         thought = Thought()
         candidates: list[Candidate] = []
         curve = []
