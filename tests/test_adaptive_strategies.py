@@ -442,7 +442,7 @@ async def test_critique_refine_on_another_model_votes_over_chains(monkeypatch: p
 # -- solve-detect-verify -------------------------------------------------------------------------------
 
 
-def flexive_script(request: GenRequest, index: int) -> str:
+def flexive_script(request: GenRequest, index: int) -> str | Reply:
     system = request.messages[0].content
     if system == DETECT_SYSTEM_PROMPT:
         return (
@@ -462,9 +462,10 @@ def flexive_script(request: GenRequest, index: int) -> str:
                 flexive_script.checks.pop(0)  # type: ignore[attr-defined]
             ]
         return "Verdict: correct"
+    # every solving request stops at a hesitation string, as the server reports
     if len(request.messages) > 2:  # the revision
-        return "fixed \\boxed{4}"
-    return "x = 2, \\boxed{2}" if request.prefix is None else " no, \\boxed{3}"
+        return Reply("fixed \\boxed{4}", stop_sequence="Wait")
+    return Reply("x = 2, \\boxed{2}" if request.prefix is None else " no, \\boxed{3}", stop_sequence="Wait")
 
 
 async def test_solve_detect_verify_detects_verifies_escalates_and_revises() -> None:

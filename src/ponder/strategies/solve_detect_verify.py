@@ -8,7 +8,10 @@ Zhong et al., 2025):
    complete.
 2. **Detect**: at each hesitation point that follows an answer, a short probe asks the solver whether
    the solution is complete (Yes/No, 2 tokens, line ``detect``). If it is, solving stops there; if
-   not, the trace continues after "Wait". A trace that stops on its own goes straight to verification.
+   not, the trace continues after "Wait". A trace that stops on its own (end-of-sequence) is done and
+   goes straight to verification: only a stop at a hesitation string is a hesitation point, told by the
+   stop string the server reports (``Generation.stop_sequence``). A server that does not report it
+   (OpenAI's own API, Ollama) makes every stop look like the end, so its traces are verified undetected.
 3. **Verify** flexibly: ``checks`` short verifications (``check_tokens`` each, sampled; line
    ``verify``); when their verdicts agree that verdict stands, when they disagree one long verification
    (``long_check_tokens``, greedy) decides. Verdicts are read by the generative verifier's parser.
@@ -45,6 +48,12 @@ DETECT_TEMPLATE = (
 REVISE_TEMPLATE = (
     "A check of your solution found a problem:\n{feedback}\n\nWrite a corrected solution to the problem."
 )
+
+
+def hesitated(generation: Generation) -> bool:
+    """Whether the solver stopped at a hesitation string, rather than ending its solution itself: both
+    report ``finish_reason == "stop"``, and only the first may be resumed."""
+    return generation.finish_reason == "stop" and generation.stop_sequence in HESITATIONS
 
 
 class SolveDetectVerifyOptions(SamplingOptions):
@@ -105,7 +114,7 @@ class SolveDetectVerify(Strategy[SolveDetectVerifyOptions]):
             text, tokens = text + generation.text, tokens + generation.completion_tokens
             usage = usage + generation.usage
             finish = generation.finish_reason
-            if finish != "stop" or tokens >= options.max_tokens or not generation.completion_tokens:
+            if not hesitated(generation) or tokens >= options.max_tokens or not generation.completion_tokens:
                 break
             if ctx.extract(text) is not None:
                 probes += 1
