@@ -31,8 +31,8 @@ def test_token_confidence_is_minus_mean_of_top_k() -> None:
     assert tc.token_confidences(TRACE, k=2) == pytest.approx([1.5 * LN2, 2 * LN2, 0.0, 3 * LN2])
     # k = 3 takes all three alternatives of the first token: (1 + 2 + 3) / 3
     assert tc.token_confidences(TRACE[:1], k=3) == pytest.approx([2 * LN2])
-    # without alternatives, the chosen token alone
-    assert tc.token_confidences([TokenLogprob("x", -0.7)], k=5) == pytest.approx([0.7])
+    # without alternatives, the chosen token's probability (−log p would rank unsure tokens as sure)
+    assert tc.token_confidences([TokenLogprob("x", -0.7)], k=5) == pytest.approx([math.exp(-0.7)])
 
 
 def test_trace_metrics_match_hand_computation() -> None:

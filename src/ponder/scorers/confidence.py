@@ -6,7 +6,9 @@ are those of "Deep Think with Confidence" (Fu et al., 2025) and "Scalable Best-o
 Self-Certainty" (Kang et al., 2025), computed from the top ``top_k`` logprobs of every position by
 ``ponder.scorers.token_confidence`` (see there for the definitions): ``mean_confidence``, ``bottom10``,
 ``lowest_window``, ``tail`` and ``self_certainty``. Defaults follow DeepConf: k = 5 alternatives,
-windows and tails of 2048 tokens (shrunk for shorter traces). Larger always means more confident.
+windows and tails of 2048 tokens (shrunk for shorter traces). Larger always means more confident,
+also where a server returned no alternatives (a position's confidence is then its chosen token's
+probability, not DeepConf's C_i, whose −log p would rank unsure traces as sure).
 ``self-certainty`` is also registered as its own scorer name.
 """
 

@@ -3,7 +3,12 @@
 After "Deep Think with Confidence" (DeepConf; Fu, Wang, Tian and Zhao, 2025):
 
 * token confidence ``C_i = -(1/k) Σ_j log P_i(j)`` over the k most likely tokens at position i (the
-  candidate's ``top`` alternatives; the chosen token alone when none were returned);
+  candidate's ``top`` alternatives). It is large when the chosen token is peaked and its alternatives
+  are unlikely, so it needs the alternatives: on the chosen token alone it would be −log p, largest for
+  the least likely tokens, and would rank unsure traces as sure. Where a server returned no
+  alternatives, the position's confidence is the chosen token's probability p = exp(log p) instead
+  (higher = surer, in [0, 1]), so traces without alternatives still order by how sure their tokens were
+  (their scores are on that scale, not DeepConf's; compare traces of one kind);
 * group confidence: the mean ``C_i`` over a sliding window of ``window`` tokens (stride 1; DeepConf
   uses 2048 tokens; a trace shorter than the window is one group);
 * trace scores: ``mean_confidence`` (mean ``C_i``), ``bottom10`` (mean of the lowest 10% of group
@@ -33,9 +38,13 @@ def top_logprobs(token: TokenLogprob, k: int) -> list[float]:
 
 
 def token_confidences(tokens: list[TokenLogprob], k: int = 5) -> list[float]:
-    """DeepConf's C_i = −mean of the top-k logprobs, one per position."""
+    """DeepConf's C_i = −mean of the top-k logprobs, one per position; the chosen token's probability
+    where the position has no alternatives (see the module's docstring)."""
     out = []
     for token in tokens:
+        if not token.top:
+            out.append(math.exp(token.logprob))
+            continue
         values = top_logprobs(token, k)
         out.append(-sum(values) / len(values))
     return out

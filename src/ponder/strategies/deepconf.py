@@ -1,9 +1,10 @@
 """DeepConf: vote over the traces the model was confident in, and stop the unconfident ones early.
 
 After "Deep Think with Confidence" (Fu, Wang, Tian and Zhao, 2025). The confidence math is
-``ponder.scorers.token_confidence`` (token confidence C_i = −mean top-k logprob; group confidence =
-mean C_i over a sliding window; a trace's lowest group confidence), reached through the ``confidence``
-scorer.
+``ponder.scorers.token_confidence`` (token confidence C_i = −mean top-k logprob, or the chosen token's
+probability where the server returned no alternatives, so that a sure trace still outranks an unsure
+one; group confidence = mean C_i over a sliding window; a trace's lowest group confidence), reached
+through the ``confidence`` scorer.
 
 * ``mode=offline``: sample ``n`` traces, score each (``metric``, default ``lowest_window``), keep the
   top ``keep`` fraction and take a confidence-weighted majority vote among them.
