@@ -22,7 +22,7 @@ from ponder.backends.openai import SERVER_PROFILES, server_capabilities
 from ponder.context import Context
 from ponder.core import Message
 from ponder.core.types import Candidate, Problem, Result, Usage
-from ponder.eval.summary import bank_outcome, canonical_candidates
+from ponder.eval.summary import bank_outcome, stored_candidates
 from ponder.strategies import STRATEGIES
 
 PROBLEM = Problem("What is 3 + 4?", id="p1")
@@ -284,7 +284,7 @@ async def test_bank_bills_budget_k_as_a_live_k_sample_run(counting_server, profi
         live = await run(
             f"self-consistency:n={k}", backend_for(profile_server(counting_server, profile, even), profile)
         )
-        billed = bank_outcome(strategy, record, canonical_candidates(record["candidates"]), k).usage
+        billed = bank_outcome(strategy, record, stored_candidates(record["candidates"]), k).usage
         expected = live.usage
         assert billed["calls"] == expected.calls, (profile, k)
         assert billed["prompt_tokens"] == expected.prompt_tokens, (profile, k)
@@ -304,7 +304,7 @@ async def test_bank_drawn_in_batches_bills_a_live_run_of_the_same_batches(counti
     await backend.close()
     record = record_of(Result("7", "s", candidates, ctx.ledger.total), "self-consistency:n=12")
     strategy = STRATEGIES.build("self-consistency:n=12")
-    stored = canonical_candidates(record["candidates"])
+    stored = stored_candidates(record["candidates"])
     assert [bank_outcome(strategy, record, stored, k).usage["calls"] for k in (1, 8, 9, 12)] == [1, 1, 2, 2]
 
 

@@ -19,7 +19,6 @@ from ponder.eval.metrics import bootstrap_ci, log_position, mean, pass_at_k, sta
 from ponder.eval.rescore import Rescores, apply_rescores
 from ponder.eval.store import record_key
 from ponder.strategies import STRATEGIES, Strategy
-from ponder.tasks.equivalence import group_equivalent
 
 USAGE_KEYS = ("prompt_tokens", "cached_prompt_tokens", "completion_tokens", "calls", "seconds", "flops")
 
@@ -50,16 +49,15 @@ class Row:
         return self.identity.budget or 1
 
 
-def canonical_candidates(stored: list[dict[str, Any]]) -> list[Candidate]:
-    """Candidates with each answer replaced by its equivalence class's first answer.
+def stored_candidates(stored: list[dict[str, Any]]) -> list[Candidate]:
+    """The record's candidates with their answers as stored, not merged into the whole bank's classes.
 
-    Votes over subsets then compare identical strings instead of re-running math equivalence.
+    Equivalence within a tolerance is not transitive (1.0000001 and 1.0000012 are each within 1e-6 of
+    1.0000007, not of each other), so classes formed over the whole bank can join answers that a live
+    vote over a subset keeps apart. Each subset is grouped by the strategy's own vote instead, with the
+    same ``group_equivalent`` a live run uses (its comparisons are cached).
     """
-    candidates = [Candidate.from_dict(c) for c in stored]
-    for members in group_equivalent([c.answer for c in candidates]):
-        for index in members[1:]:
-            candidates[index].answer = candidates[members[0]].answer
-    return candidates
+    return [Candidate.from_dict(c) for c in stored]
 
 
 @dataclass(frozen=True)
@@ -130,7 +128,7 @@ def bank_outcome(
     live run of that many samples would have paid (``BankPrices``; only the samples it read: an
     early-stopping rule is billed the prefix it used).
 
-    ``candidates`` are the record's ``canonical_candidates``, built once per record for all budgets.
+    ``candidates`` are the record's ``stored_candidates``, built once per record for all budgets.
     """
     stored = record["candidates"]
     correct = [bool(c.get("correct")) for c in stored]
@@ -197,7 +195,7 @@ def summarize(
         if strategy.budget_option is None and not strategy.sample_bank:  # one run: its own answer
             add(family.at(1), problem, direct_outcome(record))
             continue
-        candidates = canonical_candidates(record["candidates"])
+        candidates = stored_candidates(record["candidates"])
         if strategy.budget_option is None:
             outcome = bank_outcome(strategy, record, candidates, 1) if candidates else NO_OUTCOME
             add(family.at(1), problem, outcome)

@@ -148,7 +148,10 @@ def group_equivalent(answers: list[str | None]) -> list[list[int]]:
     """Partition the indices of non-None answers into equivalence classes, in order of first appearance.
 
     Each answer joins the first class whose first member it is equivalent to. Majority voting counts
-    these classes, not identical strings.
+    these classes, not identical strings. Equivalence within a tolerance is not transitive, so the
+    classes depend on which answers are grouped together: group exactly the answers being voted on (the
+    eval's sample bank groups each subset it re-selects from, as a live vote over it would), never
+    classes of a larger set narrowed down.
     """
     classes: list[list[int]] = []
     for index, answer in enumerate(answers):
