@@ -95,7 +95,7 @@ def test_a_reward_model_without_the_rm_extra_names_it(fake_openai_server, monkey
     argv = ["solve", "1+1?", "--base-url", fake.url, "--model", "m", "--strategy", strategy]
     code, printed = run_cli(argv, capsys)
     assert code == 2
-    assert "reward models need torch and transformers (torch is missing): pip install 'ponder[rm]'" in printed
+    assert "a reward model needs torch: pip install 'ponder[rm]'" in printed
 
 
 def test_solve_and_serve_import_no_extra() -> None:

@@ -35,6 +35,7 @@ from pydantic import Field
 
 from ponder.core.cost import Cost
 from ponder.core.errors import UsageError
+from ponder.core.extras import import_extra
 from ponder.core.registry import OperatorOnly, OptionalText, Options, Text
 from ponder.core.types import Candidate, Problem, Usage
 from ponder.scorers.base import SCORERS, Scorer
@@ -82,14 +83,7 @@ class ORMOptions(_ModelOptions):
 
 
 def _import_torch() -> tuple[Any, Any]:
-    try:
-        import torch
-        import transformers
-    except ImportError as error:
-        raise UsageError(
-            f"reward models need torch and transformers ({error.name} is missing): pip install 'ponder[rm]'"
-        ) from None
-    return torch, transformers
+    return import_extra("torch", "rm", "a reward model"), import_extra("transformers", "rm", "a reward model")
 
 
 def detect_family(config: Any) -> Family:
