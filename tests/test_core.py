@@ -111,7 +111,9 @@ def test_registry_unknown_name_lists_valid_names() -> None:
 
 
 def test_registry_unknown_option_lists_valid_options() -> None:
-    with pytest.raises(OptionError, match="no option 'k'.*valid options: allow_truncated, max_tokens, n, scorer, seed"):
+    with pytest.raises(
+        OptionError, match="no option 'k'.*valid options: allow_truncated, max_tokens, n, scorer, seed"
+    ):
         STRATEGIES.build("self-consistency:k=3")
 
 
