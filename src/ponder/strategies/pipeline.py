@@ -30,6 +30,7 @@ class PipelineOptions(Options):
     #: a preset name (moa, archon-basic, generate-verify) or a .yaml/.yml/.json path (the operator's alone)
     pipeline: Annotated[str, OperatorOnly("file", client_values=tuple(presets()))]
     max_tokens: int | None = Field(None, ge=1)  # caps every layer's max_tokens
+    allow_truncated: bool = False  # candidates cut off by max_tokens keep their answers and vote
 
 
 @STRATEGIES.register("pipeline", PipelineOptions)
