@@ -394,3 +394,20 @@ async def test_a_per_problem_budget_caps_every_problem_and_is_part_of_the_run(tm
         await run_eval(
             config(dataset, strategies=["self-consistency"]), backend, run, resume=True, show_progress=False
         )
+
+
+async def test_rows_report_the_rate_of_truncated_samples_which_do_not_vote(tmp_path: Path) -> None:
+    dataset = write_dataset(tmp_path / "data.jsonl")
+    # max_tokens=2 cuts "work work \boxed{N}" (3 words) off: every sample is truncated and has no answer
+    summary = await run_eval(
+        config(dataset, strategies=["self-consistency:max_tokens=2", "greedy:max_tokens=3"]),
+        Scripted(),
+        tmp_path / "run",
+        show_progress=False,
+    )
+    rows = {(r["strategy"], r["budget"]): r for r in summary["rows"]}
+    for k in (1, 2, 4):
+        cut = rows[("self-consistency:max_tokens=2", k)]
+        assert cut["truncated_rate"] == 1.0 and cut["no_answer_rate"] == 1.0 and cut["accuracy"] == 0.0
+    whole = rows[("greedy:max_tokens=3", 1)]
+    assert whole["truncated_rate"] == 0.0 and whole["no_answer_rate"] == 0.0

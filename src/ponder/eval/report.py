@@ -256,6 +256,7 @@ def render_summary_table(summary: dict[str, Any], console: Console) -> None:
         "accuracy [CI]",
         "coverage",
         "no answer",
+        "truncated",
         "mean tokens",
         "calls",
         "seconds",
@@ -280,6 +281,7 @@ def render_summary_table(summary: dict[str, Any], console: Console) -> None:
                 accuracy.strip(),
                 _fraction(row.get("coverage")),
                 _fraction(row.get("no_answer_rate")),
+                _fraction(row.get("truncated_rate")),
                 _number(row.get("mean_tokens"), ",.0f"),
                 _number(row.get("mean_calls"), ".3g"),
                 _number(row.get("mean_seconds"), ".1f"),
@@ -389,6 +391,7 @@ def _summary_html(summary: dict[str, Any]) -> str:
         "accuracy [CI]",
         "coverage (pass@k) [CI]",
         "no answer",
+        "truncated",
         "mean tokens",
         "prompt / completion",
         "calls",
@@ -411,6 +414,7 @@ def _summary_html(summary: dict[str, Any]) -> str:
                     f'{_fraction(row.get("coverage"))} <span class="ci">'
                     f"{_interval(row.get('coverage_ci_low'), row.get('coverage_ci_high'))}</span>",
                     _fraction(row.get("no_answer_rate")),
+                    _fraction(row.get("truncated_rate")),
                     _number(row.get("mean_tokens"), ",.0f"),
                     f"{_number(row.get('mean_prompt_tokens'), ',.0f')} / "
                     f"{_number(row.get('mean_completion_tokens'), ',.0f')}",

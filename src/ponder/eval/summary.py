@@ -31,6 +31,8 @@ class Outcome:
     no_answer: float
     usage: dict[str, float]
     coverage: float | None = None
+    #: fraction of the candidates read that were cut off by ``max_tokens`` (they have no answer)
+    truncated: float = 0.0
 
 
 NO_OUTCOME = Outcome(0.0, 1.0, {key: 0.0 for key in (*USAGE_KEYS, "tokens")}, 0.0)
@@ -138,16 +140,22 @@ def bank_outcome(
         stable_seed(record["strategy"], record["seed"], record["problem"]["id"], budget),
     )
     prices = BankPrices.of(candidates)
-    accuracies, no_answers, usages = [], [], []
+    accuracies, no_answers, truncated, usages = [], [], [], []
     for draw in draws:
         chosen = [candidates[i] for i in draw]
         choice, read = strategy.replay(chosen)
         accuracies.append(float(choice.winner is not None and correct[draw[choice.winner]]))
         no_answers.append(float(choice.answer is None))
+        truncated.append(truncated_rate([c.finish_reason for c in chosen[:read]]))
         usages.append(prices.bill(chosen[:read], with_scoring=strategy.uses_scores))
     usage = {key: mean([u[key] for u in usages]) for key in usages[0]}
     coverage = pass_at_k(len(candidates), sum(correct), budget)
-    return Outcome(mean(accuracies), mean(no_answers), usage, coverage)
+    return Outcome(mean(accuracies), mean(no_answers), usage, coverage, mean(truncated))
+
+
+def truncated_rate(finish_reasons: list[str | None]) -> float:
+    """The fraction of candidates (given by their finish reasons) cut off by ``max_tokens``."""
+    return mean([float(reason == "length") for reason in finish_reasons]) if finish_reasons else 0.0
 
 
 def direct_outcome(record: dict[str, Any]) -> Outcome:
@@ -155,7 +163,9 @@ def direct_outcome(record: dict[str, Any]) -> Outcome:
     values = {key: float(getattr(usage, key)) for key in USAGE_KEYS}
     values["tokens"] = float(usage.total_tokens)
     coverage = float(any(c.get("correct") for c in record["candidates"])) if record["candidates"] else 0.0
-    return Outcome(float(bool(record.get("correct"))), float(record.get("answer") is None), values, coverage)
+    truncated = truncated_rate([c.get("finish_reason") for c in record["candidates"]])
+    answered = float(record.get("answer") is None)
+    return Outcome(float(bool(record.get("correct"))), answered, values, coverage, truncated)
 
 
 def summarize(
@@ -256,6 +266,7 @@ def _row_dict(row: Row, seed: int) -> dict[str, Any]:
         "coverage_ci_low": coverage_low,
         "coverage_ci_high": coverage_high,
         "no_answer_rate": mean(per_problem(lambda o: o.no_answer)),
+        "truncated_rate": mean(per_problem(lambda o: o.truncated)),
         "problems": len(problems),
         "seeds": seeds,
     }
