@@ -87,8 +87,8 @@ class Context:
         self.stop_reason: str | None = None
         #: every candidate made in this context, in order: what a run stopped by its budget selects from
         self.made: list[Candidate] = []
-        #: requests ``as_completed`` cancelled in flight (never billed), and candidates it finished but
-        #: the consumer never read (billed: a strategy returns them with its candidates)
+        #: requests ``as_completed`` cancelled in flight (billed on the ``cancelled`` line), and candidates
+        #: it finished but the consumer never read (billed: a strategy returns them with its candidates)
         self.cancelled = 0
         self.unread: list[Candidate] = []
 

@@ -13,8 +13,9 @@ Two stopping rules, checked after every finished sample:
 
 The answer is the majority vote over the samples read when the rule fired. ``batch`` requests are kept
 in flight (ours; a small batch wastes little after the stop); when the rule fires, those still running
-are cancelled and never billed (see ``Context.as_completed`` for what that means), and those that had
-finished unread are returned with the candidates and billed, but not voted.
+are cancelled and billed what the server had produced by then, on the ledger line ``cancelled`` (see
+``Context.as_completed``), and those that had finished unread are returned with the candidates and
+billed, but not voted.
 """
 
 from __future__ import annotations

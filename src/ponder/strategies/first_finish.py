@@ -6,10 +6,11 @@ finish is kept and the others are stopped, saving the tokens they would have spe
 (ours, the "shortest k, then vote" variant) the first k to finish are kept and majority-voted.
 
 All n requests start together when the backend allows that many in flight (``max_concurrency``); then
-finishing first means being shortest. The rest are cancelled once k have finished: they are billed
-nothing, because what they had computed is unknown without streaming (see ``Context.as_completed``);
-the trace counts them. Samples that finished in the same instant as the k-th are returned and billed,
-but not voted. Default n = 8 (the issue's spec; the paper reports gains from a handful of traces).
+finishing first means being shortest. The rest are cancelled once k have finished: they are billed what
+the server had produced by then, on the ledger line ``cancelled`` (they are streamed so that this is
+known; see ``Context.as_completed``); the trace counts them. Samples that finished in the same instant
+as the k-th are returned and billed, but not voted. Default n = 8 (the issue's spec; the paper reports
+gains from a handful of traces).
 """
 
 from __future__ import annotations
