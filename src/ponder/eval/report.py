@@ -249,14 +249,15 @@ def write_curves(summary: dict[str, Any], path: Path) -> None:
 def render_summary_table(summary: dict[str, Any], console: Console) -> None:
     """The summary rows as a rich table: one row per strategy × budget."""
     table = Table(title=_run_title(summary.get("run", {})), title_justify="left")
-    table.add_column("strategy")
+    table.add_column("strategy", overflow="fold", min_width=16)  # a spec folds; it is never cut off
+    truncated = any(row.get("truncated_rate") for row in summary.get("rows", []))
     columns = (
         "budget",
         "problems",
         "accuracy [CI]",
         "coverage",
         "no answer",
-        "truncated",
+        *(["truncated"] if truncated else []),  # shown when a sample was cut off by max_tokens
         "mean tokens",
         "calls",
         "seconds",
@@ -281,7 +282,7 @@ def render_summary_table(summary: dict[str, Any], console: Console) -> None:
                 accuracy.strip(),
                 _fraction(row.get("coverage")),
                 _fraction(row.get("no_answer_rate")),
-                _fraction(row.get("truncated_rate")),
+                *([_fraction(row.get("truncated_rate"))] if truncated else []),
                 _number(row.get("mean_tokens"), ",.0f"),
                 _number(row.get("mean_calls"), ".3g"),
                 _number(row.get("mean_seconds"), ".1f"),
