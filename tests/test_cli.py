@@ -209,3 +209,26 @@ def test_api_key_on_the_command_line_warns_and_a_key_file_does_not(
     assert [h["authorization"] for h in fake.headers] == ["Bearer sekret", "Bearer from-file"]
     assert main(solve_against(fake.url, "--api-key-file", str(tmp_path / "missing"))) == 2
     assert "cannot read --api-key-file" in capsys.readouterr().err
+
+
+def test_answers_notes_and_specs_print_their_brackets() -> None:
+    """Model text and specs are not rich markup: ``[b]`` and ``[judge:...]`` print as they are."""
+    from rich.console import Console
+
+    from ponder.cli.render import render_result
+    from ponder.core.types import Candidate, Result, Usage
+
+    candidate = Candidate(text="x", answer="[b]7[/b]", finish_reason="stop", completion_tokens=1)
+    result = Result(
+        answer="[b]7[/b]",
+        strategy="best-of-n:scorer=[judge:mode=verbal]",
+        candidates=[candidate],
+        usage=Usage(calls=1),
+        votes={"[b]7[/b]": 1.0},
+        note="budget: calls budget met [1 of 1]",
+    )
+    console = Console(record=True, width=200)
+    render_result(result, console)
+    text = console.export_text()
+    assert text.count("[b]7[/b]") == 2 and "scorer=[judge:mode=verbal]" in text
+    assert "note: budget: calls budget met [1 of 1]" in text

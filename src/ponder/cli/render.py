@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from ponder.core.types import Result, Usage
@@ -27,7 +28,7 @@ def render_result(result: Result, console: Console) -> None:
         table.add_column("answer")
         table.add_column("votes", justify="right")
         for answer, weight in result.votes.items():
-            table.add_row(answer, f"{weight:g}")
+            table.add_row(escape(answer), f"{weight:g}")
         console.print(table)
     elif any(c.score is not None for c in result.candidates):
         table = Table(title="candidates", title_justify="left")
@@ -36,19 +37,20 @@ def render_result(result: Result, console: Console) -> None:
         for i, c in enumerate(result.candidates):
             table.add_row(
                 str(i),
-                str(c.answer),
+                escape(str(c.answer)),
                 f"{c.score:.3f}" if c.score is not None else "-",
                 str(c.completion_tokens),
             )
         console.print(table)
+    # answers, notes and specs are the model's or the user's text: [brackets] in them are not markup
     if result.answer is None:
-        console.print(f"[bold red]no answer[/]: {result.note}")
+        console.print(f"[bold red]no answer[/]: {escape(result.note or '')}")
     else:
-        console.print(f"[bold]answer:[/] [bold green]{result.answer}[/]")
-    if result.budget_exhausted:
-        console.print("[yellow]budget met: the answer uses the candidates drawn before it[/]")
+        console.print(f"[bold]answer:[/] [bold green]{escape(result.answer)}[/]")
+        if result.note:  # the budget that stopped it, candidates cut off by max_tokens
+            console.print(f"[yellow]note:[/] {escape(result.note)}")
     usage = usage_line(result.usage, result.wall_seconds)
-    console.print(f"[dim]strategy {result.strategy} · {usage}[/]", soft_wrap=True)
+    console.print(f"[dim]strategy {escape(result.strategy)} · {usage}[/]", soft_wrap=True)
     if len(result.usage_by_line) > 1:
         for line, usage in result.usage_by_line.items():
             console.print(f"[dim]  {line}: {usage_line(usage)}[/]", soft_wrap=True)
