@@ -106,3 +106,18 @@ async def test_truncated_candidates_do_not_vote_unless_allowed() -> None:
         "q", "self-consistency:n=3,max_tokens=4,allow_truncated=true", backend=ScriptedBackend(script=script)
     )
     assert allowed.candidates[0].answer == "7" and "still voted" in (allowed.note or "")
+
+
+async def test_a_reward_model_checks_the_budget_before_it_runs() -> None:
+    """Scorers that are not generations (a PRM's forward passes) are refused when the budget is met."""
+    from ponder.context import Context
+    from ponder.core.errors import BudgetExhaustedError
+    from ponder.core.ledger import Ledger
+    from ponder.core.types import Usage
+
+    ctx = Context(backend=ScriptedBackend(), ledger=Ledger(Budget(calls=3)))
+    ctx.ledger.record("generate", Usage(calls=2))
+    ctx.admit_calls(1)
+    with pytest.raises(BudgetExhaustedError, match="2 more calls"):
+        ctx.admit_calls(2)
+    assert ctx.budget_exhausted and "calls budget" in (ctx.stop_reason or "")

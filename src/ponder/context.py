@@ -163,6 +163,17 @@ class Context:
                 requests = [r.with_(max_tokens=min(r.max_tokens, share)) for r in requests]
         return requests
 
+    def admit_calls(self, calls: int, parameters: float = 0.0) -> None:
+        """Raise unless the budget can pay for ``calls`` calls that are not generations (a reward model's
+        forward passes), whose tokens are only known afterwards: a token cap must have some room left."""
+        if self.ledger.budget.is_unlimited():
+            return
+        room = self.ledger.headroom(parameters)
+        if room.calls is not None and room.calls < calls:
+            raise BudgetExhaustedError(self.stopped(f"calls budget cannot pay for {calls} more calls"))
+        if room.tokens is not None and room.tokens <= 0:
+            raise BudgetExhaustedError(self.stopped("token budget cannot pay for another call"))
+
     def stopped(self, reason: str) -> str:
         """Remember that the budget stopped or trimmed a call, and why (the first reason is kept)."""
         self.budget_exhausted = True

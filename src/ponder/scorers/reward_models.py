@@ -326,6 +326,7 @@ class ORMScorer(Scorer[ORMOptions]):
         self._model = _HFModel(options, "sequence")
 
     async def score(self, problem: Problem, candidates: list[Candidate], ctx: Context) -> list[float]:
+        ctx.admit_calls(len(candidates))  # its forward passes are calls on the budget too
         scores, usages = await asyncio.to_thread(self._score, problem, [c.text for c in candidates])
         ctx.ledger.record(self.line, Usage.total(usages))
         for candidate, usage in zip(candidates, usages, strict=True):

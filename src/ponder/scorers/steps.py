@@ -70,12 +70,14 @@ class StepScorer(Scorer[OptionsT], Generic[OptionsT]):
 
     async def score_steps(self, problem: Problem, steps: list[list[str]], ctx: Context) -> list[list[float]]:
         """One score per step, for each solution's list of steps."""
+        ctx.admit_calls(len(steps))  # a reward model's passes are calls on the budget too
         scores, usages = await self.evaluate(problem, steps)
         ctx.ledger.record(self.line, Usage.total(usages))
         return scores
 
     async def score(self, problem: Problem, candidates: list[Candidate], ctx: Context) -> list[float]:
         steps = [split_steps(candidate.text, self.delimiter) for candidate in candidates]
+        ctx.admit_calls(len(steps))
         step_scores, usages = await self.evaluate(problem, steps)
         ctx.ledger.record(self.line, Usage.total(usages))
         for candidate, usage in zip(candidates, usages, strict=True):
