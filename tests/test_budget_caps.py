@@ -19,14 +19,14 @@ from ponder.scorers import SCORERS
 
 CAPS = ["calls=1", "calls=4", "tokens=120", "completion_tokens=40", "flops=2e8", "seconds=0"]
 PARAMETERS = 1e6  # so that a FLOPs cap means 100 tokens per 2e8
-#: a scorer that needs model weights or a server of its own is driven elsewhere (test_reward_models,
-#: test_prm_http); the python scorer needs a function of the caller's
+#: how each scorer is named through best-of-n; a reward model needs weights or a server of its own (its
+#: budget check: test_a_reward_model_checks_the_budget_before_it_runs; its scoring: test_reward_models,
+#: test_prm_http)
+SCORER_OPTIONS = {"tests": "tests:tests=generated", "python": "python:operator:eq"}
 SCORER_SPECS = [
-    f"best-of-n:n=4,scorer=[{name}:tests=generated],max_tokens=16"
-    if name == "tests"
-    else f"best-of-n:n=4,scorer={name},max_tokens=16"
+    f"best-of-n:n=4,scorer=[{SCORER_OPTIONS.get(name, name)}],max_tokens=16"
     for name in SCORERS.names()
-    if name not in ("prm", "orm", "prm-http", "python")
+    if name not in ("prm", "orm", "prm-http")
 ]
 
 
