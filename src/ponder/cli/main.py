@@ -123,6 +123,27 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument(
         "--rule", action="append", default=None, help="re-aggregate stored samples with this selection rule"
     )
+    predict = commands.add_parser(
+        "predict", help="scaling laws of a run: extrapolation, saturation, optimal samples, tiny pass rates"
+    )
+    predict.add_argument("directory", type=Path)
+    predict.add_argument("--json", action="store_true", help="print the predictions as JSON on stdout")
+    predict.add_argument("--no-plot", action="store_true", help="do not write predict.png into the run")
+    predict.add_argument(
+        "--saturation-gain",
+        type=float,
+        default=0.01,
+        help="a strategy saturates where a doubling gains less than this (default 0.01: one point)",
+    )
+    predict.add_argument(
+        "--verifier-threshold",
+        type=float,
+        default=0.5,
+        help="a scored candidate counts as accepted by the verifier at this score or above (default 0.5)",
+    )
+    predict.add_argument(
+        "--wrong-cost", type=float, default=1.0, help="utility lost by a wrong answer (a right one gains 1)"
+    )
     rescore = commands.add_parser(
         "rescore", help="score a run's stored samples with another scorer (no new generation)"
     )
@@ -415,6 +436,28 @@ def command_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def command_predict(args: argparse.Namespace) -> int:
+    from ponder.eval.predict import predict_run, render_predictions, write_plot
+    from ponder.eval.report import check_plotting
+
+    if not args.no_plot:
+        check_plotting()
+    prediction = predict_run(
+        args.directory,
+        gain=args.saturation_gain,
+        threshold=args.verifier_threshold,
+        wrong_cost=args.wrong_cost,
+    )
+    if args.json:
+        print(json.dumps(prediction, indent=2))
+    else:
+        render_predictions(prediction, stdout)
+    if not args.no_plot:
+        path = write_plot(args.directory, prediction)
+        (stderr if args.json else stdout).print(f"wrote {path}", soft_wrap=True, markup=False)
+    return 0
+
+
 def command_rescore(args: argparse.Namespace) -> int:
     from ponder.eval.report import check_plotting, render_summary_table, write_outputs
     from ponder.eval.rescore import rescore_run
@@ -547,6 +590,7 @@ COMMANDS = {
     "solve": command_solve,
     "eval": command_eval,
     "report": command_report,
+    "predict": command_predict,
     "rescore": command_rescore,
     "compare": command_compare,
     "setup": command_setup,
