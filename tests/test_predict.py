@@ -26,6 +26,7 @@ from ponder.eval.predict import (
     pass_rates,
     predict_curve,
     resampling_outcome,
+    sample_banks,
     saturation,
     verifier_ceiling,
     verifier_model,
@@ -252,7 +253,7 @@ def test_coverage_per_problem_is_the_unbiased_pass_at_k_of_each_bank(run_directo
 
 def test_pass_rates_of_rarely_solved_problems(run_directory: Path) -> None:
     records = [json.loads(line) for line in (run_directory / "records.jsonl").read_text().splitlines()]
-    rates = pass_rates(records, FAMILY)
+    rates = pass_rates(sample_banks(records)[FAMILY], FAMILY)
     assert rates is not None
     assert rates["samples_per_problem"] == 16
     assert rates["zero_success_problems"] == 1
@@ -266,7 +267,9 @@ def test_pass_rates_of_rarely_solved_problems(run_directory: Path) -> None:
 
 def test_the_verifier_rates_are_read_off_the_scored_candidates(run_directory: Path) -> None:
     records = [json.loads(line) for line in (run_directory / "records.jsonl").read_text().splitlines()]
-    verifier = verifier_model(records, FAMILY, threshold=0.5, wrong_cost=1.0, seed=0, iterations=20)
+    verifier = verifier_model(
+        sample_banks(records)[FAMILY], FAMILY, threshold=0.5, wrong_cost=1.0, seed=0, iterations=20
+    )
     wrong = [(i, right) for p in range(12) for i, right in enumerate(_outcomes(p)) if not right]
     assert verifier["true_positive_rate"] == 1.0  # every correct candidate scores 0.9
     expected = sum(1 for i, _ in wrong if i % 3 == 0) / len(wrong)

@@ -46,6 +46,7 @@ from ponder.core.errors import UsageError
 from ponder.eval.identity import StrategyId
 from ponder.eval.metrics import mean, pass_at_k, stable_seed
 from ponder.eval.report import check_plotting, load_records, load_summary, rows_by_strategy
+from ponder.strategies import STRATEGIES
 
 PREDICT_FILE = "predict.png"
 
@@ -388,8 +389,23 @@ def _rates(problems: Sequence[ScoredProblem]) -> tuple[list[float], float, float
     return [p.correct / (p.correct + p.wrong) for p in problems], true_positive, false_positive
 
 
+def sample_banks(records: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    """The records of sample-banked strategies (independent samples, the strategy selects among them),
+    by family: the only candidates the verifier and pass-rate models, which assume independent samples,
+    can read. A search's finished candidates or a debate's rounds are not such samples."""
+    banked: dict[str, bool] = {}
+    banks: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for record in records:
+        spec = str(record.get("strategy"))
+        if spec not in banked:
+            banked[spec] = STRATEGIES.build(spec).sample_bank
+        if banked[spec] and record.get("budget") is None:
+            banks[str(record.get("family"))].append(record)
+    return dict(banks)
+
+
 def verifier_model(
-    records: list[dict[str, Any]],
+    bank: list[dict[str, Any]],
     family: str,
     threshold: float,
     wrong_cost: float,
@@ -405,9 +421,7 @@ def verifier_model(
     problems: dict[str, ScoredProblem] = defaultdict(ScoredProblem)
     contested = top_wrong = 0
     bounded = True
-    for record in records:
-        if record.get("family") != family:
-            continue
+    for record in bank:
         scored = [c for c in record.get("candidates") or [] if isinstance(c.get("score"), int | float)]
         if not scored:
             continue
@@ -526,15 +540,14 @@ def zero_success_bound(trials: int, level: float = LEVEL) -> float:
     return 1.0 - (1.0 - level) ** (1.0 / trials)
 
 
-def pass_rates(records: list[dict[str, Any]], family: str) -> dict[str, Any] | None:
-    """PassUntil-style estimates for a sample-banked family's rarely solved problems; None if it has no
-    bank (one sample per problem says nothing about rates below one)."""
+def pass_rates(bank: list[dict[str, Any]], family: str) -> dict[str, Any] | None:
+    """PassUntil-style estimates for a sample-banked family's rarely solved problems; None if it drew one
+    sample per problem (which says nothing about rates below one)."""
     drawn: dict[str, list[bool]] = defaultdict(list)
-    for record in records:
-        if record.get("family") == family and record.get("budget") is None:
-            drawn[str(record["problem"]["id"])] += [
-                bool(c.get("correct")) for c in record.get("candidates") or []
-            ]
+    for record in bank:
+        drawn[str(record["problem"]["id"])] += [
+            bool(c.get("correct")) for c in record.get("candidates") or []
+        ]
     if not drawn or max(len(outcomes) for outcomes in drawn.values()) < 2:
         return None
     rare = []
@@ -591,10 +604,12 @@ def predict_run(
     records, _ = load_records(directory)
     if not summary.get("rows") or not records:
         raise UsageError(f"{directory} holds no summary rows or no records: nothing to predict from")
-    families = list(dict.fromkeys(str(record.get("family")) for record in records))
+    banks = sample_banks(records)
     run = summary.get("run", {})
-    verifiers = [verifier_model(records, f, threshold, wrong_cost, seed, iterations) for f in families]
-    rates = [pass_rates(records, family) for family in families]
+    verifiers = [
+        verifier_model(bank, f, threshold, wrong_cost, seed, iterations) for f, bank in banks.items()
+    ]
+    rates = [pass_rates(bank, family) for family, bank in banks.items()]
     return {
         "run": {key: run.get(key) for key in ("dataset", "model", "problems")},
         "settings": {
