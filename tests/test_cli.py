@@ -195,20 +195,20 @@ def test_timeout_ends_a_hanging_upstream_in_a_subprocess() -> None:
     assert "no answer within --timeout 1.5 s" in completed.stderr and "Traceback" not in completed.stderr
 
 
-def test_api_key_on_the_command_line_warns_and_a_key_file_does_not(
+def test_upstream_key_on_the_command_line_warns_and_a_key_file_does_not(
     fake_openai_server, capsys, tmp_path
 ) -> None:
     fake = fake_openai_server(lambda body, _: (200, completion(["\\boxed{1}"]), {}))
-    assert main(solve_against(fake.url, "--api-key", "sekret")) == 0
+    assert main(solve_against(fake.url, "--upstream-key", "sekret")) == 0
     error = capsys.readouterr().err
-    assert "warning: --api-key is visible to other users" in error and "PONDER_API_KEY" in error
+    assert "warning: --upstream-key is visible to other users" in error and "PONDER_API_KEY" in error
     key_file = tmp_path / "key"
     key_file.write_text("from-file\n")
-    assert main(solve_against(fake.url, "--api-key-file", str(key_file))) == 0
+    assert main(solve_against(fake.url, "--upstream-key-file", str(key_file))) == 0
     assert "warning" not in capsys.readouterr().err
     assert [h["authorization"] for h in fake.headers] == ["Bearer sekret", "Bearer from-file"]
-    assert main(solve_against(fake.url, "--api-key-file", str(tmp_path / "missing"))) == 2
-    assert "cannot read --api-key-file" in capsys.readouterr().err
+    assert main(solve_against(fake.url, "--upstream-key-file", str(tmp_path / "missing"))) == 2
+    assert "cannot read --upstream-key-file" in capsys.readouterr().err
 
 
 def test_answers_notes_and_specs_print_their_brackets() -> None:

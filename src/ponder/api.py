@@ -1,13 +1,14 @@
 """The Python door: ``ponder.solve(question, strategy=...)`` and its async twin ``ponder.asolve``.
 
 Both are thin: they parse the strategy spec, pick a backend (the embedded model unless a base URL is
-given), run the strategy in a fresh ledger, and return its Result. Backends made here for the embedded
-model are kept for the life of the process so that repeated calls reuse one llama-server.
+given or configured), run the strategy in a fresh ledger, and return its Result. Backends made here for
+the embedded model are kept for the life of the process so that repeated calls reuse one llama-server.
 """
 
 from __future__ import annotations
 
 import asyncio
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from ponder.backends import Backend, Backends, make_backend
@@ -80,7 +81,53 @@ async def asolve(
 
 
 def solve(
-    question: str | Problem | list[Message], strategy: str | Strategy = DEFAULT_STRATEGY, **kwargs: Any
+    question: str | Problem | list[Message],
+    strategy: str | Strategy = DEFAULT_STRATEGY,
+    *,
+    backend: Backend | None = None,
+    backends: Backends | None = None,
+    model: str | None = None,
+    base_url: str | None = None,
+    api_key: str | None = None,
+    server: str | None = None,
+    seed: int | None = None,
+    budget: Budget | str | None = None,
+    system_prompt: str | None = MATH_SYSTEM_PROMPT,
+    on_event: EventHandler | None = None,
+    **options: Any,
 ) -> Result:
-    """Synchronous twin of :func:`asolve` (do not call from inside a running event loop)."""
-    return asyncio.run(asolve(question, strategy, **kwargs))
+    """Synchronous twin of :func:`asolve`, with the same parameters, usable anywhere.
+
+    Outside an event loop it runs the call with :func:`asyncio.run`. Inside one (a Jupyter notebook, an
+    async web handler) ``asyncio.run`` is forbidden, so the call runs on a worker thread with its own
+    loop and this thread waits for it: the notebook cell simply returns the result. Async code should
+    still ``await ponder.asolve(...)``, which does not block its loop while the strategy runs; and a
+    ``backend`` passed in must not be bound to the caller's loop (one built by ponder is not, until
+    started).
+    """
+
+    def run() -> Result:
+        return asyncio.run(
+            asolve(
+                question,
+                strategy,
+                backend=backend,
+                backends=backends,
+                model=model,
+                base_url=base_url,
+                api_key=api_key,
+                server=server,
+                seed=seed,
+                budget=budget,
+                system_prompt=system_prompt,
+                on_event=on_event,
+                **options,
+            )
+        )
+
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:  # no loop in this thread: the ordinary script case
+        return run()
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="ponder-solve") as worker:
+        return worker.submit(run).result()

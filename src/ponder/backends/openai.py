@@ -791,6 +791,20 @@ def _retry_after(response: httpx.Response) -> float | None:
     return seconds if seconds is not None and 0 <= seconds < float("inf") else None
 
 
+def configured_base_url(base_url: str | None = None) -> tuple[str, str] | None:
+    """The server URL and where it came from: the argument, then PONDER_BASE_URL, then OPENAI_BASE_URL.
+
+    One precedence for every door (CLI, Python, pools), so a user coming from the OpenAI SDK can keep
+    the OPENAI_* variables they already export, and a PONDER_* variable still overrides them for ponder.
+    """
+    if base_url:
+        return base_url, "--base-url"
+    for name in ("PONDER_BASE_URL", "OPENAI_BASE_URL"):
+        if value := os.environ.get(name):
+            return value, name
+    return None
+
+
 def backend_from_env(
     base_url: str | None = None,
     model: str | None = None,
@@ -799,18 +813,19 @@ def backend_from_env(
     parameters: float | None = None,
     chat_template: str | None = None,
 ) -> OpenAIBackend:
-    """Build an OpenAI-compatible backend from arguments, falling back to PONDER_*/OPENAI_* env vars.
+    """Build an OpenAI-compatible backend from arguments, falling back to PONDER_*, then OPENAI_*, env vars.
 
     ``parameters`` (the served model's size, env PONDER_PARAMETERS) enables the FLOPs estimate; a remote
     model's size cannot be known otherwise, so without it FLOPs stay 0 and are shown as unknown.
     ``chat_template`` (env PONDER_CHAT_TEMPLATE) lets a server without continuation continue prefixes.
     """
-    base_url = base_url or os.environ.get("PONDER_BASE_URL") or os.environ.get("OPENAI_BASE_URL")
-    if not base_url:
-        raise UsageError("no base URL: pass --base-url or set PONDER_BASE_URL")
+    configured = configured_base_url(base_url)
+    if configured is None:
+        raise UsageError("no base URL: pass --base-url or set PONDER_BASE_URL (or OPENAI_BASE_URL)")
+    base_url, source = configured
     model = model or os.environ.get("PONDER_MODEL")
     if not model:
-        raise UsageError(f"--base-url {base_url} needs --model NAME (or PONDER_MODEL)")
+        raise UsageError(f"the server at {base_url} (from {source}) needs --model NAME (or PONDER_MODEL)")
     server = server or os.environ.get("PONDER_SERVER") or "generic"
     chat_template = chat_template or os.environ.get("PONDER_CHAT_TEMPLATE") or None
     if parameters is None and os.environ.get("PONDER_PARAMETERS"):

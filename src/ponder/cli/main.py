@@ -170,12 +170,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--server", default="generic", help="server profile of the --upstream servers")
     serve.add_argument(
-        "--api-key",
+        "--client-key",
         action="append",
         default=[],
-        help="accepted bearer key (repeatable; visible to other users: prefer env PONDER_SERVE_API_KEYS)",
+        metavar="KEY",
+        help="a key clients must present as bearer token (repeatable; visible to other users: prefer env "
+        "PONDER_SERVE_API_KEYS or --client-keys-file)",
     )
-    serve.add_argument("--api-keys-file", type=Path, default=None, help="accepted keys, one per line")
+    serve.add_argument(
+        "--client-keys-file", type=Path, default=None, metavar="PATH", help="client keys, one per line"
+    )
+    serve.add_argument("--api-key", action="append", default=[], help="deprecated: --client-key")
+    serve.add_argument("--api-keys-file", type=Path, default=None, help="deprecated: --client-keys-file")
     serve.add_argument("--default-strategy", default=None, help="strategy for requests that name none")
     serve.add_argument("--max-n", type=int, default=4, help="largest client n (independent strategy runs)")
     serve.add_argument("--max-samples", type=int, default=64, help="largest strategy n times client n")
@@ -241,16 +247,27 @@ def add_backend_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--model", "-m", default=None, help="embedded model name, or the served model's name with --base-url"
     )
-    parser.add_argument("--base-url", default=None, help="OpenAI-compatible server URL (env PONDER_BASE_URL)")
     parser.add_argument(
-        "--api-key",
+        "--base-url",
         default=None,
-        help="API key (visible to other users in process lists: prefer env PONDER_API_KEY or OPENAI_API_KEY,"
-        " or --api-key-file)",
+        help="OpenAI-compatible server URL (env PONDER_BASE_URL, then OPENAI_BASE_URL)",
     )
     parser.add_argument(
-        "--api-key-file", type=Path, default=None, metavar="PATH", help="read the API key from this file"
+        "--upstream-key",
+        default=None,
+        metavar="KEY",
+        help="the server's API key (visible to other users in process lists: prefer env PONDER_API_KEY or "
+        "OPENAI_API_KEY, or --upstream-key-file)",
     )
+    parser.add_argument(
+        "--upstream-key-file",
+        type=Path,
+        default=None,
+        metavar="PATH",
+        help="read the server's API key from this file",
+    )
+    parser.add_argument("--api-key", default=None, help="deprecated: --upstream-key")
+    parser.add_argument("--api-key-file", type=Path, default=None, help="deprecated: --upstream-key-file")
     parser.add_argument(
         "--server", default=None, help="server profile: generic, openai, vllm, sglang, llama-server, ollama"
     )
@@ -275,30 +292,43 @@ def backend_from_args(args: argparse.Namespace) -> Backend:
     )
 
 
+def deprecated_flag(old: str, new: str) -> None:
+    """Warn that ``old`` still works but is renamed: ``--api-key`` meant two different keys."""
+    stderr.print(f"[yellow]warning:[/] {old} is deprecated; use {new}", highlight=False, soft_wrap=True)
+
+
 def api_key_from_args(args: argparse.Namespace) -> str | None:
-    """The key from ``--api-key-file`` or ``--api-key`` (warned about: command lines are public).
+    """The server's key from ``--upstream-key-file`` or ``--upstream-key`` (warned about: command lines
+    are public), or their deprecated names ``--api-key-file`` and ``--api-key``.
 
     None leaves the choice to the environment (PONDER_API_KEY, then OPENAI_API_KEY).
     """
-    if args.api_key is not None and args.api_key_file is not None:
-        raise UsageError("give --api-key or --api-key-file, not both")
+    key, key_file = args.upstream_key, args.upstream_key_file
     if args.api_key is not None:
+        deprecated_flag("--api-key", "--upstream-key")
+        key = args.api_key if key is None else key
+    if args.api_key_file is not None:
+        deprecated_flag("--api-key-file", "--upstream-key-file")
+        key_file = args.api_key_file if key_file is None else key_file
+    if key is not None and key_file is not None:
+        raise UsageError("give --upstream-key or --upstream-key-file, not both")
+    if key is not None:
         stderr.print(
-            "[yellow]warning:[/] --api-key is visible to other users of this machine (process lists); "
-            "set PONDER_API_KEY or OPENAI_API_KEY, or use --api-key-file PATH",
+            "[yellow]warning:[/] --upstream-key is visible to other users of this machine (process lists); "
+            "set PONDER_API_KEY or OPENAI_API_KEY, or use --upstream-key-file PATH",
             highlight=False,
             soft_wrap=True,
         )
-        return args.api_key
-    if args.api_key_file is None:
+        return str(key)
+    if key_file is None:
         return None
     try:
-        key = args.api_key_file.read_text().strip()
+        text = key_file.read_text().strip()
     except OSError as error:
-        raise UsageError(f"cannot read --api-key-file {args.api_key_file}: {error.strerror}") from None
-    if not key:
-        raise UsageError(f"--api-key-file {args.api_key_file} is empty")
-    return key
+        raise UsageError(f"cannot read --upstream-key-file {key_file}: {error.strerror}") from None
+    if not text:
+        raise UsageError(f"--upstream-key-file {key_file} is empty")
+    return text
 
 
 class ProgressLine:
@@ -556,14 +586,22 @@ def command_serve(args: argparse.Namespace) -> int:
     if args.model or not upstreams:
         backend = embedded_backend(args.model)
         upstreams.insert(0, Upstream(backend.model, backend))
-    if args.api_key:  # readable by every user of the machine (ps, /proc): accepted, with a warning
+    client_keys, client_keys_file = [*args.client_key, *args.api_key], args.client_keys_file
+    if args.api_key:
+        deprecated_flag("--api-key", "--client-key")
+    if args.api_keys_file is not None:
+        deprecated_flag("--api-keys-file", "--client-keys-file")
+        if client_keys_file is not None:
+            raise UsageError("give --client-keys-file or --api-keys-file, not both")
+        client_keys_file = args.api_keys_file
+    if client_keys:  # readable by every user of the machine (ps, /proc): accepted, with a warning
         stderr.print(
-            "[yellow]warning[/]: --api-key puts the key on the command line, where other users of this "
-            "machine can read it; use PONDER_SERVE_API_KEYS (comma-separated) or --api-keys-file instead"
+            "[yellow]warning[/]: --client-key puts the key on the command line, where other users of this "
+            "machine can read it; use PONDER_SERVE_API_KEYS (comma-separated) or --client-keys-file instead"
         )
     from_environment = os.environ.get("PONDER_SERVE_API_KEYS", "").split(",")
     settings = ServerSettings(
-        api_keys=load_keys([*args.api_key, *from_environment], args.api_keys_file),
+        api_keys=load_keys([*client_keys, *from_environment], client_keys_file),
         default_strategy=args.default_strategy,
         max_n=args.max_n,
         max_samples=args.max_samples,

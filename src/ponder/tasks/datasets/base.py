@@ -143,12 +143,22 @@ class RowReader:
     """Turns rows of a table (JSON lines, CSV, a Hugging Face split) into problems, skipping bad ones.
 
     Rows are numbered in ``unit``s ("line 7" of a file, "row 3" of a table): skip reasons say where,
-    and rows without an id field take the number as id. Answers of GSM8K style ("...reasoning...
+    and rows without an id field take the number as id. Without an ``id=`` option, a row's
+    ``default_id_field`` (``id`` for your own files) is its id when present, as a user who wrote ids
+    expects; named explicitly, the field is required. Answers of GSM8K style ("...reasoning...
     #### 42") are cut to what follows ``####``.
     """
 
-    def __init__(self, options: RowOptions, source: str, unit: str, answer_format: str = "plain"):
+    def __init__(
+        self,
+        options: RowOptions,
+        source: str,
+        unit: str,
+        answer_format: str = "plain",
+        default_id_field: str | None = None,
+    ):
         self.options, self.source, self.unit, self.answer_format = options, source, unit, answer_format
+        self.default_id_field = default_id_field
         self.skipped: list[str] = []
         self._ids: set[str] = set()
 
@@ -167,8 +177,13 @@ class RowReader:
         options = self.options
         if not isinstance(row, dict):
             return f"not an object but {type(row).__name__}"
+        id_field = options.id
+        if id_field is None and self.default_id_field is not None:
+            found = row.get(self.default_id_field)
+            if found is not None and not (isinstance(found, str) and not found.strip()):
+                id_field = self.default_id_field
         values = {}
-        for role, field in (("question", options.question), ("answer", options.answer), ("id", options.id)):
+        for role, field in (("question", options.question), ("answer", options.answer), ("id", id_field)):
             if field is None:
                 continue
             value = row.get(field)

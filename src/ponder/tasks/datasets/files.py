@@ -1,5 +1,6 @@
 """Problems from your own files: JSON lines or CSV, with the field names given as options.
 
+A row's ``id`` field is its id unless ``id=`` names another (rows without one are numbered by line).
 Rows without a question or an answer, malformed JSON lines and duplicate ids are skipped and listed in
 ``skipped`` with their line numbers; a file with no usable row at all is an error that shows why.
 """
@@ -35,7 +36,7 @@ class _FileDataset(MathGrading, Dataset):
         path = Path(self.options.path).expanduser()
         if not path.is_file():
             raise UsageError(f"dataset file not found: {path}")
-        reader = RowReader(self.options, str(path), "line")
+        reader = RowReader(self.options, str(path), "line", default_id_field="id")
         try:
             with open(path, encoding="utf-8-sig", newline="") as file:
                 problems = [
