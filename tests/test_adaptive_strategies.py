@@ -6,6 +6,7 @@ import contextlib
 import json
 import math
 import random
+import re
 from pathlib import Path
 
 import pytest
@@ -23,7 +24,6 @@ from ponder.strategies.qalign import acceptance
 from ponder.strategies.self_refine import CRITIC_SYSTEM_PROMPT, FEEDBACK_SYSTEM_PROMPT
 from ponder.strategies.solve_detect_verify import DETECT_SYSTEM_PROMPT, HESITATIONS
 from ponder.strategies.thinking_budget import FORCE_ANSWER
-from ponder.tasks.extract import extract_answer
 
 SPECS = [
     "adaptive-consistency:max_n=40,batch=4,threshold=0.95",
@@ -285,7 +285,8 @@ def thinking_script(trace: str) -> object:
     def reply(request: GenRequest, index: int) -> str:
         prefix = request.prefix or ""
         if prefix.endswith("Final Answer:"):
-            return f" \\boxed{{{extract_answer(prefix)}}}"
+            last_number = re.findall(r"\d+", prefix)[-1]  # in the thinking, which answers never come from
+            return f" \\boxed{{{last_number}}}"
         return " " + " ".join(trace.split()[len(prefix.split()) :])
 
     return reply

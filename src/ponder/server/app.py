@@ -1,10 +1,12 @@
-"""The HTTP app: ``POST /v1/chat/completions`` (strategy or pass-through), models, health, metrics.
+"""The HTTP app: ``POST /v1/chat/completions`` (strategy or pass-through), ``/v1/completions`` and
+``/v1/embeddings`` (always passed through), models, health, metrics.
 
 A request names a strategy in one of three ways (giving two different ones is a 400): the model name
 ``ponder:SPEC@MODEL`` (grammar in :mod:`ponder.server.schema`), the request's ``ponder.strategy``
 (``extra_body={"ponder": {...}}`` in the OpenAI client), or the ``X-Ponder-Strategy`` header. With
-none (and no ``default_strategy``) the request body is forwarded unchanged to the upstream and its
-response, streamed or not, is relayed byte for byte: tools, logprobs and streaming stay untouched.
+none (and no ``default_strategy``), or with the strategy ``none`` (which overrides the default), the
+request body is forwarded unchanged to the upstream and its response, streamed or not, is relayed byte
+for byte: tools, logprobs and streaming stay untouched.
 
 With a strategy, the whole message list is the problem; ``temperature``, ``top_p``, ``max_tokens``
 and ``seed`` become strategy options (400 when the strategy has no such option); ``n`` runs that many
@@ -21,7 +23,8 @@ import contextlib
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -58,13 +61,18 @@ from ponder.server.plan import (
 )
 from ponder.server.proxy import check_passthrough, passthrough
 from ponder.server.schema import (
+    NO_STRATEGY,
     AssistantMessage,
     ChatCompletion,
     ChatCompletionChunk,
     ChatRequest,
     Choice,
     ChunkChoice,
+    CompletionRequest,
     Delta,
+    EmbeddingRequest,
+    ForwardableRequest,
+    PonderRequest,
     split_model,
 )
 
@@ -81,60 +89,106 @@ def server_timing(started: float, results: list[Result]) -> dict[str, str]:
 
 
 # -- routes ---------------------------------------------------------------------------------------------
-async def chat_completions(request: Request) -> Response:
-    state: State = request.app.state.ponder
+@dataclass
+class Exchange:
+    """What the error path of a request needs to know: its slot, once admitted, and its upstream."""
+
     slot: Slot | None = None
-    name: str | None = None
+    upstream: str | None = None
+
+
+async def answer(request: Request, work: Callable[[State, Exchange], Awaitable[Response]]) -> Response:
+    """Run a route's ``work``; every failure leaves as one OpenAI-style error body, the slot released."""
+    state: State = request.app.state.ponder
+    exchange = Exchange()
     streaming = False
     try:
         authorize(request, state.settings.api_keys)
-        body, chat = parse_request(await request.body())
-        prefix_spec, model = split_model(chat.model)
-        given = {
-            "model prefix": prefix_spec,
-            "ponder.strategy": chat.ponder.strategy if chat.ponder else None,
-            "X-Ponder-Strategy header": (request.headers.get(STRATEGY_HEADER) or "").strip() or None,
-        }
-        chosen = {source: spec for source, spec in given.items() if spec}
-        if len(set(chosen.values())) > 1:
-            raise InvalidRequest(f"strategy given differently by {', '.join(chosen)}; give it once")
-        spec = next(iter(chosen.values()), state.settings.default_strategy)
-        name = model or state.default_upstream
-        if name not in state.upstreams:
-            message = f"model {name!r} is not served here; models: {', '.join(state.upstreams)}"
-            raise HTTPFailure(404, message, "invalid_request_error", "model_not_found", "model")
-        if spec is None:
-            check_passthrough(state.upstreams[name], chat, state.settings)
-            slot = await admit(request, state, "passthrough")
-            response = await passthrough(request, state, state.upstreams[name], body, chat, slot)
-        else:
-            plan = plan_strategy(spec, chat, state.settings, state.policy)
-            slot = await admit(request, state, "strategy")
-            if chat.stream:
-                response = stream_strategy(request, state, name, plan, chat, slot)
-            else:
-                response = await complete_strategy(request, state, name, plan, chat, slot)
+        response = await work(state, exchange)
         streaming = isinstance(response, StreamingResponse)
         return response
     except ClientDisconnected:
-        if slot:
-            slot.release(499, "client_disconnected")
+        if exchange.slot:
+            exchange.slot.release(499, "client_disconnected")
         else:
             state.metrics.observe("rejected", 499, 0.0, "client_disconnected")
         return Response(status_code=499)
-    except Exception as error:  # every failure leaves here as one OpenAI-style error body
-        failure = to_failure(error, name)
+    except Exception as error:
+        failure = to_failure(error, exchange.upstream)
         if failure.status >= 500:  # the log may name upstream URLs (for the operator), never keys
             log.warning("request failed (%d): %s", failure.status, error, exc_info=failure.status == 500)
         failure = state.redactor.failure(failure)  # the client learns upstream names, never addresses
-        if slot:
-            slot.release(failure.status, failure.type)
+        if exchange.slot:
+            exchange.slot.release(failure.status, failure.type)
         else:
             state.metrics.observe("rejected", failure.status, 0.0, failure.type)
         return failure_response(failure)
     finally:
-        if slot and not streaming:
-            slot.release(200)
+        if exchange.slot and not streaming:
+            exchange.slot.release(200)
+
+
+def requested_strategy(request: Request, model_spec: str | None, ponder: PonderRequest | None) -> str | None:
+    """The strategy the request names (model prefix, ``ponder.strategy`` or header), given at most once."""
+    given = {
+        "model prefix": model_spec,
+        "ponder.strategy": ponder.strategy if ponder else None,
+        "X-Ponder-Strategy header": (request.headers.get(STRATEGY_HEADER) or "").strip() or None,
+    }
+    chosen = {source: spec for source, spec in given.items() if spec}
+    if len(set(chosen.values())) > 1:
+        raise InvalidRequest(f"strategy given differently by {', '.join(chosen)}; give it once")
+    return next(iter(chosen.values()), None)
+
+
+def served(state: State, model: str | None) -> str:
+    """The upstream a request's model names (the default one when it names none); 404 if not served."""
+    name = model or state.default_upstream
+    if name not in state.upstreams:
+        message = f"model {name!r} is not served here; models: {', '.join(state.upstreams)}"
+        raise HTTPFailure(404, message, "invalid_request_error", "model_not_found", "model")
+    return name
+
+
+async def chat_completions(request: Request) -> Response:
+    async def work(state: State, exchange: Exchange) -> Response:
+        body, chat = parse_request(await request.body(), ChatRequest)
+        prefix_spec, model = split_model(chat.model)
+        spec = requested_strategy(request, prefix_spec, chat.ponder) or state.settings.default_strategy
+        name = exchange.upstream = served(state, model)
+        if spec == NO_STRATEGY:  # the client's way past the operator's default strategy
+            spec = None
+        if spec is None:
+            check_passthrough(state.upstreams[name], chat, state.settings)
+            slot = exchange.slot = await admit(request, state, "passthrough")
+            return await passthrough(request, state, state.upstreams[name], body, chat, slot)
+        plan = plan_strategy(spec, chat, state.settings, state.policy)
+        slot = exchange.slot = await admit(request, state, "strategy")
+        if chat.stream:
+            return stream_strategy(request, state, name, plan, chat, slot)
+        return await complete_strategy(request, state, name, plan, chat, slot)
+
+    return await answer(request, work)
+
+
+def forwarding(route: str, kind: type[ForwardableRequest]) -> Callable[[Request], Awaitable[Response]]:
+    """The handler of a route that always passes through (completions, embeddings): no strategy applies."""
+
+    async def handler(request: Request) -> Response:
+        async def work(state: State, exchange: Exchange) -> Response:
+            body, forwarded = parse_request(await request.body(), kind)
+            prefix_spec, model = split_model(forwarded.model)
+            if requested_strategy(request, prefix_spec, forwarded.ponder) not in (None, NO_STRATEGY):
+                message = f"strategies apply to /v1/chat/completions only; /v1/{route} passes through"
+                raise InvalidRequest(message, param="model")
+            name = exchange.upstream = served(state, model)
+            check_passthrough(state.upstreams[name], forwarded, state.settings)
+            slot = exchange.slot = await admit(request, state, "passthrough")
+            return await passthrough(request, state, state.upstreams[name], body, forwarded, slot, route)
+
+        return await answer(request, work)
+
+    return handler
 
 
 async def complete_strategy(
@@ -242,14 +296,30 @@ def stream_strategy(
     return CleanupStreamingResponse(events(), cleanup, media_type="text/event-stream")
 
 
+def model_object(name: str) -> dict[str, Any]:
+    return {"id": name, "object": "model", "created": 0, "owned_by": "ponder"}
+
+
 async def list_models(request: Request) -> Response:
     state: State = request.app.state.ponder
     try:
         authorize(request, state.settings.api_keys)
     except HTTPFailure as failure:
         return failure_response(failure)
-    data = [{"id": name, "object": "model", "created": 0, "owned_by": "ponder"} for name in state.upstreams]
-    return JSONResponse({"object": "list", "data": data})
+    return JSONResponse({"object": "list", "data": [model_object(name) for name in state.upstreams]})
+
+
+async def retrieve_model(request: Request) -> Response:
+    """``GET /v1/models/{id}`` (``client.models.retrieve``); ids may contain ``/``, as Qwen/Qwen2.5-7B."""
+    state: State = request.app.state.ponder
+    try:
+        authorize(request, state.settings.api_keys)
+        name = str(request.path_params["model"])
+        if name not in state.upstreams:
+            served(state, name)  # the 404 naming the models served
+    except HTTPFailure as failure:
+        return failure_response(failure)
+    return JSONResponse(model_object(name))
 
 
 async def health(request: Request) -> Response:
@@ -306,7 +376,10 @@ def create_app(upstreams: list[Upstream], settings: ServerSettings | None = None
     app = Starlette(
         routes=[
             Route("/v1/chat/completions", chat_completions, methods=["POST"]),
+            Route("/v1/completions", forwarding("completions", CompletionRequest), methods=["POST"]),
+            Route("/v1/embeddings", forwarding("embeddings", EmbeddingRequest), methods=["POST"]),
             Route("/v1/models", list_models, methods=["GET"]),
+            Route("/v1/models/{model:path}", retrieve_model, methods=["GET"]),
             Route("/health", health, methods=["GET"]),
             Route("/metrics", metrics, methods=["GET"]),
         ],

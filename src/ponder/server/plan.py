@@ -2,7 +2,10 @@
 
 ``temperature``, ``top_p``, ``max_tokens`` (or ``max_completion_tokens``) and ``seed`` become options
 of the strategy (400 when it has no such option); ``n`` is that many independent runs (run i uses
-``seed + i * SEED_STRIDE``), up to ``max_n``; parameters a strategy cannot honour are a 400.
+``seed + i * SEED_STRIDE``), up to ``max_n``; parameters a strategy cannot honour are a 400. A client
+that gives no ``max_tokens`` gets the operator's ``max_tokens`` cap as the strategy's (as in
+pass-through), unless the spec sets it or the request's caps on upstream work would not admit it; then
+the strategy's own default holds.
 
 A spec from the client passes the serving policy first (``ponder.server.policy``); the operator's
 default strategy and presets are trusted. Before anything runs, the most the request can cause upstream
@@ -17,14 +20,14 @@ import asyncio
 import json
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import ValidationError
 
 from ponder.api import asolve
 from ponder.backends.base import Backend
 from ponder.core.ledger import Budget
-from ponder.core.registry import parse_spec
+from ponder.core.registry import Spec, parse_spec
 from ponder.core.types import Message, Result, Usage
 from ponder.server.errors import InvalidRequest
 from ponder.server.lifecycle import ServerSettings
@@ -33,6 +36,7 @@ from ponder.server.schema import (
     UNSUPPORTED_WITH_STRATEGY,
     ChatRequest,
     CompletionUsage,
+    ForwardableRequest,
     PromptTokensDetails,
 )
 from ponder.strategies import STRATEGIES, Strategy
@@ -55,7 +59,11 @@ class Plan:
     max_request_tokens: int | None = None
 
 
-def parse_request(raw: bytes) -> tuple[dict[str, Any], ChatRequest]:
+RequestT = TypeVar("RequestT", bound=ForwardableRequest)
+
+
+def parse_request(raw: bytes, kind: type[RequestT]) -> tuple[dict[str, Any], RequestT]:
+    """The body as JSON and as the route's request model; anything invalid is a 400 naming the field."""
     try:
         body = json.loads(raw)
     except ValueError as error:
@@ -63,7 +71,7 @@ def parse_request(raw: bytes) -> tuple[dict[str, Any], ChatRequest]:
     if not isinstance(body, dict):
         raise InvalidRequest("request body must be a JSON object")
     try:
-        return body, ChatRequest.model_validate(body)
+        return body, kind.model_validate(body)
     except ValidationError as error:
         first = error.errors(include_url=False)[0]
         param = ".".join(map(str, first["loc"]))
@@ -127,10 +135,12 @@ def plan_strategy(spec: str, chat: ChatRequest, settings: ServerSettings, policy
     if chat.n > settings.max_n:
         raise InvalidRequest(f"n={chat.n} is over this server's limit of {settings.max_n}", param="n")
     seeds = [None if chat.seed is None else chat.seed + i * SEED_STRIDE for i in range(chat.n)]
-    strategies = [
-        STRATEGIES.build(parsed, **{**overrides, "seed": seed} if seed is not None else overrides)
-        for seed in seeds
-    ]
+    strategies = build_runs(parsed, overrides, seeds)
+    if "max_tokens" in fields and "max_tokens" not in overrides and "max_tokens" not in parsed.options:
+        # an OpenAI client that gives no max_tokens expects the server's limit, not a strategy's 1024
+        widened = build_runs(parsed, {**overrides, "max_tokens": settings.max_tokens}, seeds)
+        if over_cost(widened[0], chat.n, settings) is None:
+            strategies = widened
     samples = int(getattr(strategies[0].options, "n", 1)) * chat.n
     if samples > settings.max_samples:
         raise InvalidRequest(
@@ -166,20 +176,31 @@ def plan_strategy(spec: str, chat: ChatRequest, settings: ServerSettings, policy
     )
 
 
-def check_cost(strategy: Strategy, runs: int, settings: ServerSettings) -> None:
-    """Refuse a request whose strategy could cause more upstream work than the operator allows."""
+def build_runs(parsed: Spec, overrides: dict[str, Any], seeds: list[int | None]) -> list[Strategy]:
+    """One strategy per requested choice, each with its own seed (when the client gave one)."""
+    return [
+        STRATEGIES.build(parsed, **{**overrides, "seed": seed} if seed is not None else overrides)
+        for seed in seeds
+    ]
+
+
+def over_cost(strategy: Strategy, runs: int, settings: ServerSettings) -> str | None:
+    """Why ``runs`` runs of ``strategy`` could cause more upstream work than the operator allows, or None."""
     cost = strategy.max_cost() * runs
     for spent, cap, what in (
         (cost.calls, settings.max_calls, "upstream calls"),
         (cost.completion_tokens, settings.max_request_tokens, "completion tokens"),
     ):
         if spent > cap:
-            raise InvalidRequest(
-                f"{strategy.spec} with n={runs} may cause up to {spent} {what}, over this server's limit "
-                f"of {cap}",
-                param="model",
-                code="over_limit",
-            )
+            limit = f"over this server's limit of {cap}"
+            return f"{strategy.spec} with n={runs} may cause up to {spent} {what}, {limit}"
+    return None
+
+
+def check_cost(strategy: Strategy, runs: int, settings: ServerSettings) -> None:
+    """Refuse a request whose strategy could cause more upstream work than the operator allows."""
+    if reason := over_cost(strategy, runs, settings):
+        raise InvalidRequest(reason, param="model", code="over_limit")
 
 
 async def run_plan(

@@ -1,7 +1,10 @@
 """Pass-through: the request body goes to the upstream; its answer comes back byte for byte.
 
+Chat completions without a strategy, completions and embeddings all pass through by the same rules.
+
 What the operator caps is checked first: the client's ``n`` (``max_n``) and ``max_tokens`` or
-``max_completion_tokens`` (``max_tokens``, sent as ``max_tokens`` when the client gives neither).
+``max_completion_tokens`` (``max_tokens``, sent as ``max_tokens`` when the client gives neither, on the
+routes that generate: not on embeddings).
 The whole exchange, headers and body, happens within ``request_timeout`` (504 past it, the slot freed);
 an answer over ``max_response_bytes`` is a 502, and so are a redirect (never followed nor relayed),
 a connection reset mid-answer and a 5xx. Other refusals (4xx) are relayed with their status, with any
@@ -35,10 +38,10 @@ from ponder.server.lifecycle import (
     sse,
     until_disconnect,
 )
-from ponder.server.schema import ChatRequest
+from ponder.server.schema import ForwardableRequest
 
 
-def check_passthrough(upstream: Upstream, chat: ChatRequest, settings: ServerSettings) -> None:
+def check_passthrough(upstream: Upstream, chat: ForwardableRequest, settings: ServerSettings) -> None:
     """Refuse, before the request waits for a slot, what pass-through cannot or may not forward."""
     if upstream.url is None:
         raise InvalidRequest(f"upstream {upstream.name!r} is not an HTTP server; choose a strategy", "model")
@@ -53,11 +56,15 @@ def check_passthrough(upstream: Upstream, chat: ChatRequest, settings: ServerSet
 
 
 def forwarded_body(
-    body: dict[str, Any], chat: ChatRequest, settings: ServerSettings
+    body: dict[str, Any], chat: ForwardableRequest, settings: ServerSettings, model: str
 ) -> dict[str, Any] | None:
-    """The body to send instead of the client's bytes, or None when they go unchanged."""
+    """The body to send instead of the client's bytes, or None when they go unchanged.
+
+    ``model`` is the upstream's name: a client's ``ponder:none@MODEL`` reaches the upstream as ``MODEL``.
+    """
     forwarded = {key: value for key, value in body.items() if key != "ponder"}
-    if chat.max_tokens is None and chat.max_completion_tokens is None:
+    forwarded["model"] = model
+    if chat.generates and chat.max_tokens is None and chat.max_completion_tokens is None:
         forwarded["max_tokens"] = settings.max_tokens  # the operator's cap holds for every request
     if chat.stream and not wants_usage(body):
         forwarded["stream_options"] = {**(body.get("stream_options") or {}), "include_usage": True}
@@ -70,21 +77,25 @@ def wants_usage(body: dict[str, Any]) -> bool:
 
 
 async def passthrough(
-    request: Request, state: State, upstream: Upstream, body: dict[str, Any], chat: ChatRequest, slot: Slot
+    request: Request,
+    state: State,
+    upstream: Upstream,
+    body: dict[str, Any],
+    chat: ForwardableRequest,
+    slot: Slot,
+    route: str = "chat/completions",
 ) -> Response:
-    """Forward the request and relay the upstream's answer, streamed or not, within the deadline."""
+    """Forward the request to the upstream's ``route`` and relay its answer, streamed or not, in time."""
     await upstream.backend.start()  # the embedded model's server, if not running yet
     assert state.http is not None and upstream.url is not None
     deadline = asyncio.get_running_loop().time() + state.settings.request_timeout
-    forwarded = forwarded_body(body, chat, state.settings)
+    forwarded = forwarded_body(body, chat, state.settings, upstream.name)
     content = await request.body() if forwarded is None else json.dumps(forwarded).encode()
     headers = {"content-type": "application/json"}
     api_key = getattr(upstream.backend, "api_key", None)
     if api_key:
         headers["authorization"] = f"Bearer {api_key}"
-    outgoing = state.http.build_request(
-        "POST", f"{upstream.url}/chat/completions", content=content, headers=headers
-    )
+    outgoing = state.http.build_request("POST", f"{upstream.url}/{route}", content=content, headers=headers)
     metrics = state.metrics
     metrics.upstream_in_flight[upstream.name] += 1
     response: httpx.Response | None = None

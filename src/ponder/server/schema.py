@@ -17,13 +17,15 @@ verbatim. A spec that needs an ``@`` wraps that value in brackets. Without ``@up
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from ponder.server.errors import InvalidRequest
 
 PREFIX = "ponder:"
+#: the strategy that names no strategy: ``ponder:none@MODEL`` passes the request through unchanged
+NO_STRATEGY = "none"
 
 
 class _Lenient(BaseModel):
@@ -57,16 +59,39 @@ class PonderRequest(BaseModel):
     include: bool = False
 
 
-class ChatRequest(_Lenient):
+class ForwardableRequest(_Lenient):
+    """What every routed request shares, and all that pass-through reads of it (its caps and streaming)."""
+
+    #: whether the route generates tokens, so ``max_tokens`` caps (and defaults) apply to it
+    generates: ClassVar[bool] = True
+
     model: str = Field(min_length=1)
-    messages: list[ChatMessage] = Field(min_length=1)
     stream: bool = False
     stream_options: StreamOptions | None = None
     n: int = Field(1, ge=1)
-    temperature: float | None = Field(None, ge=0.0, le=2.0)
-    top_p: float | None = Field(None, gt=0.0, le=1.0)
     max_tokens: int | None = Field(None, ge=1)
     max_completion_tokens: int | None = Field(None, ge=1)
+    ponder: PonderRequest | None = None
+
+
+class CompletionRequest(ForwardableRequest):
+    """``POST /v1/completions``, passed through: the prompt goes to the upstream as given."""
+
+    prompt: Any
+
+
+class EmbeddingRequest(ForwardableRequest):
+    """``POST /v1/embeddings``, passed through; no tokens are generated, so no token cap applies."""
+
+    generates: ClassVar[bool] = False
+
+    input: Any
+
+
+class ChatRequest(ForwardableRequest):
+    messages: list[ChatMessage] = Field(min_length=1)
+    temperature: float | None = Field(None, ge=0.0, le=2.0)
+    top_p: float | None = Field(None, gt=0.0, le=1.0)
     stop: str | list[str] | None = None
     seed: int | None = None
     # accepted by the schema, but a strategy cannot honour them: rejected in strategy mode when set
@@ -80,7 +105,6 @@ class ChatRequest(_Lenient):
     presence_penalty: float | None = None
     frequency_penalty: float | None = None
     logit_bias: dict[str, Any] | None = None
-    ponder: PonderRequest | None = None
 
 
 #: request fields a strategy cannot honour; sending one of them with a strategy is a 400

@@ -33,6 +33,8 @@ _UNIT_SUFFIX = re.compile(
 )
 _FENCED_BLOCK = re.compile(r"^[ \t]*```[ \t]*([\w+#.-]*)[^\n]*\n(.*?)^[ \t]*```", re.MULTILINE | re.DOTALL)
 _LANGUAGE_ALIASES = {"python": {"python", "py", "python3"}}
+_THINK_OPEN, _THINK_CLOSE = "<think>", "</think>"
+_THINK_SECTION = re.compile(r"<think>.*?</think>", re.DOTALL)
 
 _SIZING = re.compile(r"\\(?:left|right)(?:\.|(?![A-Za-z]))")  # \left( -> (, and the invisible \right.
 _LATEX_SPACES = re.compile(r"\\[!,;: ]")
@@ -42,15 +44,34 @@ _GROUPED_NUMBER = re.compile(r"[-+]?[1-9]\d{0,2}(?:,\d{3})+(?:\.\d+)?")
 _TRAILING_ZEROS = re.compile(r"(?<![\d.])(\d+)\.(\d*?)0+(?![\d.])")
 
 
+def final_part(text: str) -> str:
+    """The text after a reasoning model's thinking: ``<think>…</think>`` sections are never the answer.
+
+    A closed section is dropped; an unclosed one (thinking cut off by the token limit) drops everything
+    after its ``<think>``, so half a thought gives no answer rather than a guess; a ``</think>`` with no
+    opening (templates that put ``<think>`` in the prompt, as DeepSeek-R1's) drops everything before it.
+    Text without these tags is returned unchanged.
+    """
+    if _THINK_CLOSE not in text and _THINK_OPEN not in text:
+        return text
+    if _THINK_CLOSE in text and _THINK_OPEN not in text.split(_THINK_CLOSE, 1)[0]:
+        text = text.split(_THINK_CLOSE, 1)[1]
+    text = _THINK_SECTION.sub("", text)
+    opening = text.find(_THINK_OPEN)
+    return text if opening < 0 else text[:opening]
+
+
 def extract_answer(text: str) -> str | None:
     """The final answer of a solution, or ``None`` when the text commits to none.
 
-    Priority: the last complete ``\\boxed{}``/``\\fbox{}`` (the convention models are trained on); else
+    Only the text after any thinking counts (:func:`final_part`). Priority: the last complete
+    ``\\boxed{}``/``\\fbox{}`` (the convention models are trained on); else
     the last "the (final) answer is X" / "Answer: X"; else the last number in the text. An unclosed box
     (a generation cut off by the token limit) is skipped rather than returned half-read. Units are
     dropped only in the unambiguous case of a number followed by ``\\text{words}`` ("5\\text{ apples}"
     -> "5"); anything else inside ``\\text`` is kept, because it may be the answer itself.
     """
+    text = final_part(text)
     for found in (_last_boxed(text), _last_stated(text), _last_number(text)):
         if found:
             return found
@@ -134,13 +155,17 @@ def _clean(answer: str) -> str:
 
 
 def extract_code(text: str, language: str | None = "python") -> str | None:
-    """The last fenced code block, preferring blocks tagged ``language``; None if there is none.
+    """The last fenced code block after any thinking, preferring blocks tagged ``language``; else None.
 
     A block in another (or no) language is still returned when none is tagged ``language``, since models
     often omit the tag. Unclosed fences (a cut-off generation) are ignored: half a program is not a
     program.
     """
-    blocks = [(tag.lower(), code.strip("\n")) for tag, code in _FENCED_BLOCK.findall(text) if code.strip()]
+    blocks = [
+        (tag.lower(), code.strip("\n"))
+        for tag, code in _FENCED_BLOCK.findall(final_part(text))
+        if code.strip()
+    ]
     if language is not None:
         accepted = _LANGUAGE_ALIASES.get(language.lower(), {language.lower()})
         tagged = [code for tag, code in blocks if tag in accepted]
