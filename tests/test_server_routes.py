@@ -19,9 +19,11 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from test_server import running, serve, upstream_for
 
+from ponder.core.errors import UsageError
 from ponder.server import ServerSettings
 from ponder.server.plan import plan_strategy
 from ponder.server.policy import Policy
+from ponder.server.run import parse_upstreams
 from ponder.server.schema import ChatRequest
 from ponder.tasks.extract import extract_answer, extract_code, final_part
 
@@ -205,3 +207,28 @@ def test_final_part_of_thinking_text() -> None:
     assert extract_answer("<think>the answer is 7") is None  # thinking cut off: no answer, not a guess
     assert extract_answer("<think>\\boxed{7}</think>the answer is 42") == "42"
     assert extract_code("<think>```python\nwrong()\n```</think>```python\nright()\n```") == "right()"
+
+
+# -- discovery of an upstream's models -----------------------------------------------------------------
+def test_star_upstream_serves_every_model_the_server_lists(monkeypatch) -> None:
+    monkeypatch.setenv("PONDER_UPSTREAM_KEY", "secret")
+    seen: list[str | None] = []
+
+    async def models(request: Request) -> Response:
+        seen.append(request.headers.get("authorization"))
+        data = [{"id": name, "object": "model"} for name in ("a", "Qwen/Qwen2.5-7B")]
+        return JSONResponse({"object": "list", "data": data})
+
+    async def no_models(request: Request) -> Response:
+        return JSONResponse({"object": "list", "data": []})
+
+    routes = [Route("/v1/models", models), Route("/empty/v1/models", no_models)]
+    with running(Starlette(routes=routes)) as server:
+        url = server.url + "/v1"
+        upstreams = parse_upstreams(["a=http://127.0.0.1:1/v1", f"*={url}"])
+        with pytest.raises(UsageError, match="lists no models"):
+            parse_upstreams([f"*={server.url}/empty/v1"])
+    assert [(u.name, u.url) for u in upstreams] == [("a", "http://127.0.0.1:1/v1"), ("Qwen/Qwen2.5-7B", url)]
+    assert seen == ["Bearer secret"]
+    with pytest.raises(UsageError, match="cannot list the models"):
+        parse_upstreams(["*=http://127.0.0.1:1/v1"], timeout=5)

@@ -166,7 +166,8 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         metavar="NAME=URL",
-        help="OpenAI-compatible server for model NAME (repeatable; no embedded model unless --model)",
+        help="OpenAI-compatible server for model NAME, or *=URL for every model it lists at startup "
+        "(repeatable; no embedded model unless --model)",
     )
     serve.add_argument("--server", default="generic", help="server profile of the --upstream servers")
     serve.add_argument(
@@ -580,9 +581,9 @@ def command_strategies(args: argparse.Namespace) -> int:
 def command_serve(args: argparse.Namespace) -> int:
     from ponder.backends.embedded.backend import embedded_backend
     from ponder.server import ServerSettings, Upstream
-    from ponder.server.run import load_keys, parse_preset, parse_upstream, serve
+    from ponder.server.run import load_keys, parse_preset, parse_upstreams, serve
 
-    upstreams = [parse_upstream(u, args.server, args.request_timeout) for u in args.upstream]
+    upstreams = parse_upstreams(args.upstream, args.server, args.request_timeout)
     if args.model or not upstreams:
         backend = embedded_backend(args.model)
         upstreams.insert(0, Upstream(backend.model, backend))

@@ -8,6 +8,8 @@ import os
 import re
 from pathlib import Path
 
+import httpx
+
 from ponder.backends.openai import OpenAIBackend, server_capabilities
 from ponder.core.errors import UsageError
 from ponder.server.app import ServerSettings, Upstream, create_app
@@ -39,6 +41,45 @@ def parse_upstream(text: str, server: str = "generic", timeout: float = 600.0) -
         label=name,  # errors the server returns name the upstream, never its URL
     )
     return Upstream(name, backend)
+
+
+def parse_upstreams(texts: list[str], server: str = "generic", timeout: float = 600.0) -> list[Upstream]:
+    """Every ``--upstream``: ``NAME=URL``, or ``*=URL`` for each model the server at URL lists.
+
+    A name given twice keeps its first URL, so a model named explicitly before ``*=URL`` stays where it
+    was put (and the first upstream, the default model, is the first one given or discovered).
+    """
+    upstreams: dict[str, Upstream] = {}
+    for text in texts:
+        name, _, url = text.partition("=")
+        names = discover_models(url.strip(), timeout) if name.strip() == "*" else [None]
+        for model in names:
+            upstream = parse_upstream(text if model is None else f"{model}={url.strip()}", server, timeout)
+            upstreams.setdefault(upstream.name, upstream)
+    return list(upstreams.values())
+
+
+def discover_models(url: str, timeout: float = 600.0) -> list[str]:
+    """The model ids the OpenAI-compatible server at ``url`` lists (``GET URL/models``), asked once now.
+
+    The request carries ``PONDER_UPSTREAM_KEY`` if set; an unreachable server, a refusal or an empty list
+    stops the server from starting, with the reason.
+    """
+    if not url.startswith(("http://", "https://")):
+        raise UsageError(f"--upstream '*={url}' must be *=URL, e.g. *=http://127.0.0.1:8001/v1")
+    key = upstream_key("*")
+    headers = {"authorization": f"Bearer {key}"} if key else {}
+    try:
+        response = httpx.get(
+            f"{url.rstrip('/')}/models", headers=headers, timeout=min(timeout, 30.0), trust_env=False
+        )
+        response.raise_for_status()
+        ids = [str(entry["id"]) for entry in response.json()["data"]]
+    except (httpx.HTTPError, ValueError, KeyError, TypeError) as error:
+        raise UsageError(f"cannot list the models of {url} (--upstream '*=URL'): {error}") from None
+    if not ids:
+        raise UsageError(f"the server at {url} lists no models (--upstream '*=URL')")
+    return ids
 
 
 def parse_preset(text: str) -> tuple[str, str]:
