@@ -97,7 +97,7 @@ def load_keys(keys: list[str], keys_file: Path | None) -> frozenset[str]:
         try:
             lines = keys_file.read_text().splitlines()
         except OSError as error:
-            raise UsageError(f"cannot read --api-keys-file {keys_file}: {error.strerror}") from None
+            raise UsageError(f"cannot read --client-keys-file {keys_file}: {error.strerror}") from None
         found += [line.strip() for line in lines if line.strip() and not line.strip().startswith("#")]
     return frozenset(found)
 
@@ -115,7 +115,8 @@ def check_bind(host: str, keys: frozenset[str]) -> None:
     """Refuse to serve beyond this machine without authentication."""
     if not is_loopback(host) and not keys:
         raise UsageError(
-            f"refusing to bind {host} without --api-key or --api-keys-file (only 127.0.0.1 may be open)"
+            f"refusing to bind {host} without client keys (PONDER_SERVE_API_KEYS or --client-keys-file); "
+            "only loopback may be served without them"
         )
 
 
