@@ -45,6 +45,13 @@ def calls_of(request: GenRequest, backend: Backend) -> int:
     return 1 if backend.capabilities.honours_n else request.n
 
 
+def reservation(requests: list[GenRequest], backend: Backend) -> tuple[int, int]:
+    """The calls the requests take and the prompt tokens they send (each call sends its prompt)."""
+    calls = [calls_of(r, backend) for r in requests]
+    prompt = sum(prompt_estimate(r) * count for r, count in zip(requests, calls, strict=True))
+    return sum(calls), prompt
+
+
 #: ``on_event(kind, data)`` receives progress events: ``generated`` (candidates so far), ``scored``.
 EventHandler = Callable[[str, dict[str, Any]], None]
 
@@ -76,7 +83,6 @@ class Context:
     on_event: EventHandler | None = None
     system_prompt: str | None = MATH_SYSTEM_PROMPT
     extract: Callable[[str], str | None] = extract_answer
-    budget_exhausted: bool = False
     #: let a candidate cut off by ``max_tokens`` keep its extracted answer (and vote); off by default
     allow_truncated: bool = False
 
@@ -91,6 +97,11 @@ class Context:
         #: it finished but the consumer never read (billed: a strategy returns them with its candidates)
         self.cancelled = 0
         self.unread: list[Candidate] = []
+
+    @property
+    def budget_exhausted(self) -> bool:
+        """Whether the budget stopped or trimmed a call of this run (``stop_reason`` says why)."""
+        return self.stop_reason is not None
 
     @classmethod
     def for_dataset(
@@ -128,15 +139,17 @@ class Context:
         result from what the run has).
         """
         backend = backend or self.backend
-        requests = self.admit(requests, backend)
-        calls = sum(calls_of(r, backend) for r in requests)
-        prompt = sum(prompt_estimate(r) * calls_of(r, backend) for r in requests)
-        completion = sum(r.n * r.max_tokens for r in requests)
-        self.ledger.reserve(calls, prompt, completion)
-        try:
+        if self.ledger.budget.is_unlimited():  # nothing to pay for: no estimate, no reservation
             results = await backend.generate(requests)
-        finally:
-            self.ledger.release(calls, prompt, completion)
+        else:
+            requests = self.admit(requests, backend)
+            calls, prompt = reservation(requests, backend)
+            completion = sum(r.n * r.max_tokens for r in requests)
+            self.ledger.reserve(calls, prompt, completion)
+            try:
+                results = await backend.generate(requests)
+            finally:
+                self.ledger.release(calls, prompt, completion)
         for generations in results:
             for generation in generations:
                 self.ledger.record(line, generation.usage)
@@ -144,11 +157,8 @@ class Context:
 
     def admit(self, requests: list[GenRequest], backend: Backend) -> list[GenRequest]:
         """The requests as the budget lets them start (fewer choices, clipped ``max_tokens``), or raise."""
-        if self.ledger.budget.is_unlimited():
-            return requests
-        prompt = sum(prompt_estimate(r) * calls_of(r, backend) for r in requests)
+        needed, prompt = reservation(requests, backend)
         room = self.ledger.headroom(backend.parameters, prompt)
-        needed = sum(calls_of(r, backend) for r in requests)
         if room.calls is not None and needed > room.calls:
             if len(requests) == 1 and not backend.capabilities.honours_n and room.calls >= 1:
                 requests = [requests[0].with_(n=room.calls)]  # fewer choices of one fanned-out request
@@ -176,7 +186,6 @@ class Context:
 
     def stopped(self, reason: str) -> str:
         """Remember that the budget stopped or trimmed a call, and why (the first reason is kept)."""
-        self.budget_exhausted = True
         self.stop_reason = self.stop_reason or reason
         return reason
 
@@ -328,8 +337,8 @@ class Context:
                     single = request.with_(n=1, seed=seed)
                     pending[asyncio.ensure_future(self.stoppable(draw, single))] = launched
                     launched += 1
-                if not pending:
-                    self.budget_exhausted = True
+                if not pending:  # the budget refused the next draw, or is met
+                    self.stopped(self.ledger.exhausted_reason() or "budget met")
                     return
                 done, _ = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
                 for task in sorted(done, key=pending.__getitem__):
