@@ -11,7 +11,7 @@ import abc
 from collections.abc import Callable
 from contextvars import ContextVar
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, Self
 
 from ponder.core.types import Message, TokenLogprob, Usage
 
@@ -101,6 +101,36 @@ class Backend(abc.ABC):
     @property
     def label(self) -> str:
         return self.model
+
+
+@dataclass
+class WrappedBackend(Backend):
+    """A backend that adds something around another one's calls (metering, a cap): it reports the inner
+    backend's model, size and capabilities, and starts it. Closing it leaves the inner one open (whoever
+    made the inner backend closes it); a wrapper that owns its inner backend overrides ``close``."""
+
+    inner: Backend | None = None
+
+    @classmethod
+    def around(cls, inner: Backend, **fields: Any) -> Self:
+        return cls(
+            model=inner.model,
+            parameters=inner.parameters,
+            capabilities=inner.capabilities,
+            inner=inner,
+            **fields,
+        )
+
+    @property
+    def wrapped(self) -> Backend:
+        assert self.inner is not None, "a wrapped backend is made with around()"
+        return self.inner
+
+    async def generate(self, requests: list[GenRequest]) -> list[list[Generation]]:
+        return await self.wrapped.generate(requests)
+
+    async def start(self) -> None:
+        await self.wrapped.start()
 
 
 def split_evenly(total: int, parts: int) -> list[int]:

@@ -82,7 +82,9 @@ class State:
         self.settings = settings
         self.metrics = Metrics()
         self.upstreams = {u.name: u for u in upstreams}
-        self.metered = {u.name: MeteredBackend.wrap(u.backend, u.name, self.metrics) for u in upstreams}
+        self.metered = {
+            u.name: MeteredBackend.around(u.backend, upstream=u.name, metrics=self.metrics) for u in upstreams
+        }
         self.default_upstream = upstreams[0].name
         self.http: httpx.AsyncClient | None = None
         self.admission = Admission(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass, field
 
-from ponder.backends.base import Backend, Generation, GenRequest
+from ponder.backends.base import Generation, GenRequest, WrappedBackend
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
 
@@ -88,29 +88,17 @@ class Metrics:
 
 
 @dataclass
-class MeteredBackend(Backend):
-    """Wraps an upstream's backend (shared by all requests) to count its calls, tokens and in-flight."""
+class MeteredBackend(WrappedBackend):
+    """Wraps an upstream's backend (shared by all requests) to count its calls, tokens and in-flight.
+    The server owns the upstream for its lifetime, so closing this closes it."""
 
-    inner: Backend | None = None
     upstream: str = ""
     metrics: Metrics = field(default_factory=Metrics)
 
-    @classmethod
-    def wrap(cls, inner: Backend, upstream: str, metrics: Metrics) -> MeteredBackend:
-        return cls(
-            model=inner.model,
-            parameters=inner.parameters,
-            capabilities=inner.capabilities,
-            inner=inner,
-            upstream=upstream,
-            metrics=metrics,
-        )
-
     async def generate(self, requests: list[GenRequest]) -> list[list[Generation]]:
-        assert self.inner is not None
         self.metrics.upstream_in_flight[self.upstream] += 1
         try:
-            results = await self.inner.generate(requests)
+            results = await self.wrapped.generate(requests)
         finally:
             self.metrics.upstream_in_flight[self.upstream] -= 1
         usages = [g.usage for generations in results for g in generations]
@@ -122,10 +110,5 @@ class MeteredBackend(Backend):
         )
         return results
 
-    async def start(self) -> None:
-        assert self.inner is not None
-        await self.inner.start()
-
     async def close(self) -> None:
-        assert self.inner is not None
-        await self.inner.close()
+        await self.wrapped.close()

@@ -27,7 +27,7 @@ from typing import Any
 
 from pydantic.fields import FieldInfo
 
-from ponder.backends.base import Backend, Generation, GenRequest
+from ponder.backends.base import Backend, Generation, GenRequest, WrappedBackend
 from ponder.backends.pool import Backends
 from ponder.core.errors import BudgetExhaustedError, UsageError
 from ponder.core.registry import (
@@ -212,32 +212,17 @@ class RequestCap:
 
 
 @dataclass
-class CappedBackend(Backend):
-    """One request's view of an upstream: every call it makes, on any upstream, is counted on one cap."""
+class CappedBackend(WrappedBackend):
+    """One request's view of an upstream: every call it makes, on any upstream, is counted on one cap.
+    The upstream is the server's, so closing this leaves it open."""
 
-    inner: Backend | None = None
     cap: RequestCap = field(default_factory=lambda: RequestCap(None, None))
 
-    @classmethod
-    def wrap(cls, inner: Backend, cap: RequestCap) -> CappedBackend:
-        return cls(
-            model=inner.model,
-            parameters=inner.parameters,
-            capabilities=inner.capabilities,
-            inner=inner,
-            cap=cap,
-        )
-
     async def generate(self, requests: list[GenRequest]) -> list[list[Generation]]:
-        assert self.inner is not None
         self.cap.reserve(requests)
-        return await self.inner.generate(requests)
-
-    async def start(self) -> None:
-        assert self.inner is not None
-        await self.inner.start()
+        return await self.wrapped.generate(requests)
 
 
 def request_backends(upstreams: Mapping[str, Backend], cap: RequestCap) -> dict[str, Backend]:
     """Every upstream as this request sees it: capped together."""
-    return {name: CappedBackend.wrap(backend, cap) for name, backend in upstreams.items()}
+    return {name: CappedBackend.around(backend, cap=cap) for name, backend in upstreams.items()}
