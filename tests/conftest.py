@@ -24,6 +24,19 @@ class FakeServer:
     url: str = ""
 
 
+def serve_locally(handler: type[BaseHTTPRequestHandler]) -> ThreadingHTTPServer:
+    """``handler`` served on a free port of 127.0.0.1 from a daemon thread (stop it with ``stop``)."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+def stop(server: ThreadingHTTPServer) -> None:
+    server.shutdown()
+    server.server_close()
+
+
 @pytest.fixture
 def fake_openai_server() -> Iterator[Callable[[Handler], FakeServer]]:
     servers: list[ThreadingHTTPServer] = []
@@ -52,16 +65,14 @@ def fake_openai_server() -> Iterator[Callable[[Handler], FakeServer]]:
             def log_message(self, *args: object) -> None:
                 pass
 
-        server = ThreadingHTTPServer(("127.0.0.1", 0), RequestHandler)
-        threading.Thread(target=server.serve_forever, daemon=True).start()
+        server = serve_locally(RequestHandler)
         servers.append(server)
         fake.url = f"http://127.0.0.1:{server.server_address[1]}/v1"
         return fake
 
     yield start
     for server in servers:
-        server.shutdown()
-        server.server_close()
+        stop(server)
 
 
 def completion(

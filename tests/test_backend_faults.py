@@ -21,7 +21,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
 import pytest
-from conftest import completion
+from conftest import completion, serve_locally, stop
 from test_server import running
 
 from ponder.backends import GenRequest, OpenAIBackend
@@ -70,17 +70,14 @@ def raw_upstream() -> Iterator[Callable[[Reply], str]]:
             def log_message(self, *args: object) -> None:
                 pass
 
-        server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        server.daemon_threads = True
-        threading.Thread(target=server.serve_forever, daemon=True).start()
+        server = serve_locally(Handler)
         servers.append(server)
         return f"http://127.0.0.1:{server.server_address[1]}/v1"
 
     yield start
     release.set()
     for server in servers:
-        server.shutdown()
-        server.server_close()
+        stop(server)
 
 
 def backend_for(url: str, **kwargs: object) -> OpenAIBackend:
@@ -254,9 +251,7 @@ async def test_cancelled_requests_never_strand_the_pool() -> None:
     Cancelling bursts at every point of a request's first steps hits that moment; with one slot, a
     stranded one used to block every later request until the pool timeout.
     """
-    server = ThreadingHTTPServer(("127.0.0.1", 0), ClosingAfterReply)
-    server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    server = serve_locally(ClosingAfterReply)
     url = f"http://127.0.0.1:{server.server_address[1]}"
     # retries as a real client does: the server closes each connection, and a pooled one may be stale
     backend = backend_for(url, capabilities=server_capabilities("generic", 1), timeout=3.0, max_retries=2)
@@ -270,8 +265,7 @@ async def test_cancelled_requests_never_strand_the_pool() -> None:
         assert generation.text == "ok" and time.monotonic() - started < 1
     finally:
         await backend.close()
-        server.shutdown()
-        server.server_close()
+        stop(server)
 
 
 UPSTREAM = """

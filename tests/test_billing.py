@@ -16,6 +16,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
+from conftest import serve_locally, stop
 
 from ponder.backends import GenRequest, OpenAIBackend
 from ponder.backends.openai import SERVER_PROFILES, server_capabilities
@@ -163,17 +164,14 @@ def counting_server() -> Iterator[Callable[..., CountingServer]]:
             def log_message(self, *args: object) -> None:
                 pass
 
-        server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        server.daemon_threads = True
-        threading.Thread(target=server.serve_forever, daemon=True).start()
+        server = serve_locally(Handler)
         servers.append(server)
         fake.url = f"http://127.0.0.1:{server.server_address[1]}/v1"
         return fake
 
     yield start
     for server in servers:
-        server.shutdown()
-        server.server_close()
+        stop(server)
 
 
 def backend_for(fake: CountingServer, server: str = "generic") -> OpenAIBackend:

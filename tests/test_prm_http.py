@@ -10,6 +10,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
+from conftest import serve_locally, stop
 
 from ponder.backends.scripted import ScriptedBackend
 from ponder.context import Context
@@ -54,15 +55,13 @@ def server() -> Iterator[Callable[[Route], tuple[str, list[tuple[str, dict[str, 
             def log_message(self, *args: object) -> None:
                 pass
 
-        httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=httpd.serve_forever, daemon=True).start()
+        httpd = serve_locally(Handler)
         servers.append(httpd)
         return f"http://127.0.0.1:{httpd.server_address[1]}", seen
 
     yield start
     for httpd in servers:
-        httpd.shutdown()
-        httpd.server_close()
+        stop(httpd)
 
 
 def _pooling(rows: list[list[float]], tokens: int = len(TOKENS)) -> dict[str, Any]:
