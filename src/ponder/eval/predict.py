@@ -662,11 +662,10 @@ def render_predictions(prediction: dict[str, Any], console: Console) -> None:
         fits.add_column(column, overflow="fold")
     fits.add_column("validation: coverage error", justify="right")
     fits.add_column("accuracy error", justify="right")
-    extrapolated = Table(
-        title=f"extrapolated ({LEVEL:.0%} bootstrap intervals over problems)", title_justify="left"
+    extrapolated = _table(
+        f"extrapolated ({LEVEL:.0%} bootstrap intervals over problems)",
+        ("strategy", "budget", "coverage", "accuracy", "tokens (proportional)"),
     )
-    for column in ("strategy", "budget", "coverage", "accuracy", "tokens (proportional)"):
-        extrapolated.add_column(column, justify="left" if column == "strategy" else "right", overflow="fold")
     for curve in prediction["curves"]:
         name = escape(curve["strategy"])
         largest = max(curve["budgets"])
@@ -704,21 +703,11 @@ def render_predictions(prediction: dict[str, Any], console: Console) -> None:
 def _render_verifiers(verifiers: list[dict[str, Any]], settings: dict[str, Any], console: Console) -> None:
     if not verifiers:
         return
-    table = Table(
-        title=f"verifier: resample until score ≥ {settings['verifier_threshold']:g} "
+    table = _table(
+        f"verifier: resample until score ≥ {settings['verifier_threshold']:g} "
         f"(a wrong answer costs {settings['wrong_cost']:g}, a right one gains 1)",
-        title_justify="left",
+        ("family", "top-scored wrong", "TPR", "FPR", "accuracy ceiling", "optimal samples", "utility"),
     )
-    for column in (
-        "family",
-        "top-scored wrong",
-        "TPR",
-        "FPR",
-        "accuracy ceiling",
-        "optimal samples",
-        "utility",
-    ):
-        table.add_column(column, justify="left" if column == "family" else "right", overflow="fold")
     for verifier in verifiers:
         top = verifier["top_scored_wrong_rate"]
         top_cell = "—" if top is None else f"{top:.3f} of {verifier['contested_records']}"
@@ -739,22 +728,29 @@ def _render_verifiers(verifiers: list[dict[str, Any]], settings: dict[str, Any],
     console.print(table)
 
 
+def _table(title: str, columns: tuple[str, ...]) -> Table:
+    """A table whose first column names the strategy (left) and the rest are figures (right)."""
+    table = Table(title=title, title_justify="left")
+    for index, column in enumerate(columns):
+        table.add_column(column, justify="right" if index else "left", overflow="fold")
+    return table
+
+
 def _render_pass_rates(rates: list[dict[str, Any]], console: Console) -> None:
     if not rates:
         return
-    table = Table(
-        title=f"rarely solved problems (pass rate < {RARE_RATE:.0%}; PassUntil)", title_justify="left"
+    table = _table(
+        f"rarely solved problems (pass rate < {RARE_RATE:.0%}; PassUntil)",
+        (
+            "family",
+            "samples/problem",
+            "rare",
+            "never solved",
+            "pooled rate",
+            "bound if never solved",
+            "first success after",
+        ),
     )
-    for column in (
-        "family",
-        "samples/problem",
-        "rare",
-        "never solved",
-        "pooled rate",
-        "bound if never solved",
-        "first success after",
-    ):
-        table.add_column(column, justify="left" if column == "family" else "right", overflow="fold")
     for rate in rates:
         bound = rate["zero_success_bound"]
         first = rate["mean_samples_to_first_success"]
