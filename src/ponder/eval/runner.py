@@ -84,6 +84,8 @@ class Unit:
     strategy: Strategy
     seed: int
     problem: Problem
+    #: the problem's position in the dataset, stored with the record so reports keep the dataset's order
+    index: int = 0
 
     @property
     def budget(self) -> int | None:
@@ -149,11 +151,10 @@ def plan(config: EvalConfig, problems: list[Problem]) -> list[Unit]:
         for strategy in _strategies_for(parse_spec(text), config.budgets):
             identity = StrategyId.of(strategy)
             for seed in range(config.seeds):
-                units += [Unit(identity, strategy, seed, problem) for problem in problems]
+                units += [Unit(identity, strategy, seed, problem, i) for i, problem in enumerate(problems)]
     # problem by problem (every strategy on problem 1, then on problem 2...): a run stopped early has
     # compared its strategies on the same problems, instead of finishing one strategy before the next
-    position = {str(problem.id): index for index, problem in enumerate(problems)}
-    units.sort(key=lambda unit: (position[str(unit.problem.id)], unit.seed))
+    units.sort(key=lambda unit: (unit.index, unit.seed))
     return units
 
 
@@ -262,7 +263,12 @@ def to_record(unit: Unit, result: Result, marks: list[bool], correct: bool) -> d
         "family": unit.identity.family,
         "seed": unit.seed,
         "budget": unit.budget,
-        "problem": {"id": problem.id, "question": problem.question, "reference": problem.reference},
+        "problem": {
+            "id": problem.id,
+            "index": unit.index,
+            "question": problem.question,
+            "reference": problem.reference,
+        },
         "answer": result.answer,
         "correct": correct,
         "text": result.text,
