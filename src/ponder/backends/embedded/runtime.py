@@ -27,6 +27,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 
+from ponder.backends.embedded.accel import choose_acceleration
 from ponder.backends.embedded.models import pip_download
 from ponder.backends.embedded.paths import cache_dir, exclusive_lock
 from ponder.core.errors import SetupError
@@ -96,12 +97,18 @@ def _compiler_accepts(flags: tuple[str, ...]) -> bool:
 
 
 @functools.lru_cache(maxsize=1)
-def build_flags() -> tuple[str, ...]:
-    """The CMake arguments of this machine's build: ``CMAKE_FLAGS`` plus AMX switched off on x86-64."""
+def _cpu_flags() -> tuple[str, ...]:
+    """``CMAKE_FLAGS`` plus AMX switched off on x86-64 (probed once: it runs the compiler)."""
     if platform.machine().lower() in ("x86_64", "amd64") and _compiler_accepts(NO_AMX_FLAGS):
         extra = " ".join(NO_AMX_FLAGS)
         return (*CMAKE_FLAGS, f"-DCMAKE_C_FLAGS={extra}", f"-DCMAKE_CXX_FLAGS={extra}")
     return CMAKE_FLAGS
+
+
+def build_flags() -> tuple[str, ...]:
+    """The CMake arguments of this machine's build: the CPU flags, then the accelerator's (``accel``; none
+    for a CPU build, so its cache key is what it was before CUDA builds existed)."""
+    return (*_cpu_flags(), *choose_acceleration().cmake_flags)
 
 
 def runtime_dir(flags: tuple[str, ...] | None = None) -> Path:

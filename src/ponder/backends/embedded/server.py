@@ -180,12 +180,14 @@ class LlamaServer:
     @classmethod
     def for_model(cls, name: str, *, quiet: bool = False, **options: Any) -> LlamaServer:
         """A server for a catalog model, preparing the model file and the binary first if needed."""
+        from ponder.backends.embedded.accel import choose_acceleration
         from ponder.backends.embedded.models import get_model, prepare_model
         from ponder.backends.embedded.runtime import ensure_llama_server
 
         model = get_model(name)
         options.setdefault("parallel", model.parallel)
         options.setdefault("context_length", model.context_length)
+        options.setdefault("extra_args", choose_acceleration().server_args)  # a CUDA build: layers on the GPU
         path = prepare_model(name, quiet=quiet)
         return cls(path, binary=ensure_llama_server(quiet=quiet), **options)
 
