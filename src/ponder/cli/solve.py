@@ -1,0 +1,126 @@
+"""``ponder solve``: one question, one strategy, the answer with its votes or scores and its usage."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+from typing import Any
+
+from ponder.api import DEFAULT_STRATEGY, asolve, build_strategy
+from ponder.cli.backend_args import add_backend_arguments, backend_from_args
+from ponder.cli.console import print_json, stderr, stdout
+from ponder.cli.render import render_result
+from ponder.core.errors import BackendError, UsageError
+from ponder.core.ledger import Budget
+from ponder.core.types import Result
+from ponder.tasks.prompts import MATH_SYSTEM_PROMPT
+
+#: ``ponder solve --timeout``: a hanging or slow-drip server, or a ``Retry-After`` of a day, ends here
+DEFAULT_SOLVE_TIMEOUT = 600.0
+
+
+def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    solve = commands.add_parser("solve", help="answer a question with a test-time scaling strategy")
+    solve.add_argument("question")
+    solve.add_argument(
+        "--strategy",
+        "-s",
+        default=DEFAULT_STRATEGY,
+        help=f"strategy spec, e.g. self-consistency:n=16,temperature=0.8 (default {DEFAULT_STRATEGY})",
+    )
+    solve.add_argument(
+        "--pipeline",
+        default=None,
+        metavar="PATH_OR_PRESET",
+        help="run a pipeline of roles: a YAML/JSON file or a preset (moa, archon-basic, generate-verify)",
+    )
+    add_backend_arguments(solve)
+    solve.add_argument("--seed", type=int, default=None)
+    solve.add_argument(
+        "--system-prompt",
+        default=MATH_SYSTEM_PROMPT,
+        help="system prompt (default: step by step, \\boxed{} answer)",
+    )
+    solve.add_argument("--budget", default=None, help="caps, e.g. tokens=4000,calls=16,seconds=60")
+    solve.add_argument("--json", action="store_true", help="print the result as JSON on stdout")
+    solve.add_argument(
+        "--timeout",
+        type=float,
+        default=DEFAULT_SOLVE_TIMEOUT,
+        metavar="SECONDS",
+        help=f"give up (exit 3) after this long in all (default {DEFAULT_SOLVE_TIMEOUT:g}; 0: no deadline)",
+    )
+    solve.set_defaults(handler=command_solve)
+
+
+class ProgressLine:
+    """A live status line on stderr while candidates arrive."""
+
+    def __init__(self, enabled: bool):
+        self.status = stderr.status("starting…") if enabled and stderr.is_terminal else None
+
+    def __enter__(self) -> ProgressLine:
+        if self.status:
+            self.status.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.status:
+            self.status.stop()
+
+    def __call__(self, kind: str, data: dict[str, Any]) -> None:
+        if self.status is None:
+            return
+        usage = data.get("usage")
+        tokens = f" · {usage.completion_tokens} tokens · {usage.calls} calls" if usage else ""
+        if kind == "generated":
+            self.status.update(f"candidates: {data['count']}{tokens}")
+        elif kind == "scored":
+            self.status.update(f"scored {len(data['scores'])} candidates{tokens}")
+
+
+def solve_spec(args: argparse.Namespace) -> str:
+    """The strategy spec of ``ponder solve``: ``--strategy``, or ``pipeline:[PATH]`` for ``--pipeline``."""
+    if args.pipeline is None:
+        return args.strategy
+    if args.strategy != DEFAULT_STRATEGY:
+        raise UsageError("give --strategy or --pipeline, not both")
+    return f"pipeline:[{args.pipeline}]"
+
+
+async def run_solve(args: argparse.Namespace) -> Result:
+    strategy = build_strategy(solve_spec(args))  # fail fast on bad specs, before any backend starts
+    budget = Budget.parse(args.budget)
+    if args.timeout < 0:
+        raise UsageError(
+            f"--timeout must be 0 (no deadline) or a positive number of seconds, got {args.timeout:g}"
+        )
+    backend = backend_from_args(args)
+    try:
+        with ProgressLine(enabled=True) as progress:
+            async with asyncio.timeout(args.timeout or None):
+                return await asolve(
+                    args.question,
+                    strategy,
+                    backend=backend,
+                    seed=args.seed,
+                    budget=budget,
+                    system_prompt=args.system_prompt or None,
+                    on_event=progress,
+                )
+    except TimeoutError:
+        raise BackendError(
+            f"no answer within --timeout {args.timeout:g} s (the backend is slow, not answering, "
+            "or asked to retry later)"
+        ) from None
+    finally:
+        await backend.close()
+
+
+def command_solve(args: argparse.Namespace) -> int:
+    result = asyncio.run(run_solve(args))
+    if args.json:
+        print_json(result.to_dict())
+    else:
+        render_result(result, stdout)
+    return 0
