@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -275,3 +276,37 @@ def test_integers_group_exactly_by_value(items: list[tuple[int, str] | None]) ->
         if item is not None:
             expected.setdefault(item[0], []).append(index)
     assert group_equivalent(answers) == list(expected.values())
+
+
+_NUMBERISH = st.text(alphabet="0123456789,.-/ \nab)$", max_size=400)
+
+
+@given(head=_NUMBERISH, filler=st.sampled_from(["", "word " * 80, "x" * 700, "7 " * 300]), tail=_NUMBERISH)
+@settings(max_examples=300, deadline=None)
+def test_last_number_scans_the_tail_yet_finds_what_a_whole_scan_finds(
+    head: str, filler: str, tail: str
+) -> None:
+    from ponder.tasks.extract import _NUMBER, _last_number
+
+    text = head + filler + tail
+    numbers = _NUMBER.findall(text)
+    assert _last_number(text) == (numbers[-1].replace(",", "") if numbers else None)
+
+
+def test_extraction_stops_at_the_first_extractor_that_answers(monkeypatch: pytest.MonkeyPatch) -> None:
+    from ponder.tasks import extract
+
+    called: list[str] = []
+
+    def spy(function: Callable[[str], str | None]) -> Callable[[str], str | None]:
+        def spied(text: str) -> str | None:
+            called.append(function.__name__)
+            return function(text)
+
+        return spied
+
+    monkeypatch.setattr(extract, "_EXTRACTORS", tuple(spy(f) for f in extract._EXTRACTORS))
+    assert extract.extract_answer("3 + 4 = 7, so the answer is \\boxed{7}") == "7"
+    assert called == ["_last_boxed"]
+    assert extract.extract_answer("no box; the answer is 9.") == "9"
+    assert called == ["_last_boxed", "_last_boxed", "_last_stated"]

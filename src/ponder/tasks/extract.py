@@ -26,6 +26,8 @@ _NUMBER = re.compile(
     r"|\d*\.\d+"
     r"|\d+)"
 )
+#: characters at the end of a text scanned first for its last number
+_NUMBER_TAIL = 256
 _DELIMITERS = (("$$", "$$"), ("$", "$"), ("\\(", "\\)"), ("\\[", "\\]"))
 _TEXT_WRAPPER = re.compile(r"\\(?:text|textbf|mbox|mathrm)\{([^{}]*)\}")
 _UNIT_SUFFIX = re.compile(
@@ -72,13 +74,15 @@ def extract_answer(text: str) -> str | None:
     -> "5"); anything else inside ``\\text`` is kept, because it may be the answer itself.
     """
     text = final_part(text)
-    for found in (_last_boxed(text), _last_stated(text), _last_number(text)):
-        if found:
+    for extractor in _EXTRACTORS:  # lazily: most samples are answered by their box, the cheapest
+        if found := extractor(text):
             return found
     return None
 
 
 def _last_boxed(text: str) -> str | None:
+    if "\\boxed" not in text and "\\fbox" not in text:  # a substring test is far cheaper than a scan
+        return None
     for command in reversed(list(_BOX_COMMAND.finditer(text))):
         content = _box_argument(text, command.end())
         if content is not None and (cleaned := _clean(content)):
@@ -129,8 +133,23 @@ def _last_stated(text: str) -> str | None:
 
 
 def _last_number(text: str) -> str | None:
-    numbers = _NUMBER.findall(text)
-    return numbers[-1].replace(",", "") if numbers else None
+    """The last number, found by scanning only the tail of the text, widened until one turns up.
+
+    A scan may start at any whitespace: no number contains one, so the numbers after it are the ones a
+    scan of the whole text finds there (the sign's look-behind still sees what precedes the start).
+    """
+    tail = _NUMBER_TAIL
+    while True:
+        start = max(text.rfind(" ", 0, len(text) - tail), text.rfind("\n", 0, len(text) - tail), 0)
+        numbers = _NUMBER.findall(text, start)
+        if numbers:
+            return str(numbers[-1]).replace(",", "")
+        if start == 0:
+            return None
+        tail *= 4
+
+
+_EXTRACTORS = (_last_boxed, _last_stated, _last_number)
 
 
 def _clean(answer: str) -> str:
