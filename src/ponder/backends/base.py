@@ -98,6 +98,11 @@ class Backend(abc.ABC):
     async def close(self) -> None:  # noqa: B027 - optional hook
         """Release resources. Idempotent."""
 
+    def in_flight_limit(self) -> int:
+        """Samples this backend takes in flight at once now (an adaptive limit changes as it learns):
+        how much work a scheduler keeps queued to keep it busy."""
+        return self.capabilities.max_concurrency
+
     @property
     def label(self) -> str:
         return self.model
@@ -131,6 +136,9 @@ class WrappedBackend(Backend):
 
     async def start(self) -> None:
         await self.wrapped.start()
+
+    def in_flight_limit(self) -> int:
+        return self.wrapped.in_flight_limit()
 
 
 def split_evenly(total: int, parts: int) -> list[int]:

@@ -1,9 +1,10 @@
 """OpenAI-compatible backend: vLLM, SGLang, llama-server, Ollama, OpenAI, anything speaking the API.
 
-One pooled async HTTP client per backend, a concurrency limit per endpoint, bounded retries with
-exponential backoff on 429, 5xx and connection errors (honouring ``Retry-After``), and usage read from
-the responses. Which server features are used is declared by a *server profile* (``--server vllm``),
-never guessed from a model name. When a server returns fewer choices than asked for ``n`` (Ollama
+One pooled async HTTP client per backend, a limit on samples in flight per endpoint (adaptive unless
+fixed: ``ponder.backends.limits``), bounded retries with exponential backoff on 429, 5xx and
+connection errors (honouring ``Retry-After``), and usage read from the responses. Which server
+features are used is declared by a *server profile* (``--server vllm``), never guessed from a model
+name. When a server returns fewer choices than asked for ``n`` (Ollama
 ignores ``n``), the remainder is fanned out as separate requests.
 
 A partial assistant message (``GenRequest.prefix``) is continued the way the profile declares; on a
@@ -50,6 +51,7 @@ from ponder.backends.base import (
     split_proportionally,
 )
 from ponder.backends.chat_template import ChatTemplate
+from ponder.backends.limits import InFlightLimit, InFlightPolicy
 from ponder.core.errors import (
     BackendError,
     BackendFailedError,
@@ -104,7 +106,7 @@ class _Clients:
     a connection and sending on it (encode/httpcore#1093): neither reused nor closed, it holds a slot for
     good. Mass cancellation during an outage stranded enough of them to fill the pool, so every later
     request waited for a slot and timed out without reaching the upstream (issue 14, item 6). Hence the
-    pool is not capped (the backend's semaphore bounds concurrency, and it is released on cancellation),
+    pool is not capped (the backend's in-flight limit bounds concurrency, and it is released on cancellation),
     and a client whose attempt was interrupted is retired: new attempts get a fresh client, and the old
     one is closed, stranded connections with it, when its last attempt ends.
     """
@@ -189,6 +191,9 @@ class OpenAIBackend(Backend):
     #: Jinja file or Hugging Face tokenizer whose chat template continues prefixes via /v1/completions
     chat_template: str | None = None
     label: str | None = None  # type: ignore[assignment]  # a field here; the base class computes it
+    #: samples in flight at once: N (fixed), ``auto`` (adaptive from the profile's limit, the default) or
+    #: ``auto:N`` (adaptive up to N); see ``ponder.backends.limits``
+    max_in_flight: str | int | None = None
 
     def __post_init__(self) -> None:
         self.base_url = self.base_url.rstrip("/")
@@ -197,7 +202,7 @@ class OpenAIBackend(Backend):
         self._name_in_errors = self.label
         self.label = self.label or self.model
         self._clients: _Clients | None = None
-        self._semaphore: asyncio.Semaphore | None = None
+        self._limit = InFlightLimit(self.in_flight_policy())
         self._loop: asyncio.AbstractEventLoop | None = None
         self._fan_out = False  # set once the server has refused n > 1
         self._template: ChatTemplate | None = None
@@ -207,16 +212,21 @@ class OpenAIBackend(Backend):
         """How errors name this backend: its label when one was given, else the URL asked."""
         return self._name_in_errors or url
 
+    # -- concurrency -------------------------------------------------------------------------------
+    def in_flight_policy(self) -> InFlightPolicy:
+        """The in-flight limit ``max_in_flight`` asks for, from the server profile's limit."""
+        return InFlightPolicy.parse(self.max_in_flight, self.capabilities.max_concurrency)
+
+    def in_flight_limit(self) -> int:
+        return self._limit.limit
+
     # -- connection management -------------------------------------------------------------------
-    def _ensure_clients(self) -> tuple[_Clients, asyncio.Semaphore]:
+    def _ensure_clients(self) -> _Clients:
         loop = asyncio.get_running_loop()
         if self._clients is None or self._loop is not loop:
-            limit = self.capabilities.max_concurrency
             self._clients = _Clients(self._new_client)
-            self._semaphore = asyncio.Semaphore(limit)
             self._loop = loop
-        assert self._semaphore is not None
-        return self._clients, self._semaphore
+        return self._clients
 
     def _new_client(self) -> httpx.AsyncClient:
         """A pooled client with no connection cap of its own (see ``_Clients``) that follows no redirect."""
@@ -314,19 +324,23 @@ class OpenAIBackend(Backend):
         return body
 
     async def _post(self, request: GenRequest) -> list[Generation]:
-        clients, semaphore = self._ensure_clients()
+        clients = self._ensure_clients()
         prompt = self._raw_prompt(request)
         url = f"{self.base_url}/{'completions' if prompt is not None else 'chat/completions'}"
         stopped_work = STOPPED_WORK.get()
         body = self._body(request, prompt, stream=stopped_work is not None)
         attempt = 1
         while True:
-            async with semaphore:
+            async with self._limit.slot(request.n) as permit:
                 started = time.monotonic()
                 stream = None if stopped_work is None else _Stream(self._where(url))
                 try:
                     content = await self._exchange(clients, url, body, stream)
                 except _Retryable as failure:
+                    if failure.status == 429:
+                        permit.overloaded()
+                    else:
+                        permit.failed()
                     if attempt > self.max_retries:
                         raise failure.final(self._where(url), attempt) from None
                     delay = self._delay(failure.wait, attempt)
@@ -341,6 +355,7 @@ class OpenAIBackend(Backend):
             attempt += 1
         reply = self._validate(content, url)
         counts, estimated = await self._counts(reply, request, url)
+        permit.succeeded(seconds, max(counts, default=0))
         return self._generations(reply, request, seconds, counts, estimated)
 
     def _delay(self, retry_after: float | None, attempt: int) -> float:
@@ -425,7 +440,7 @@ class OpenAIBackend(Backend):
         caller then estimates)."""
         if not self.capabilities.tokenize:
             return None
-        clients, _ = self._ensure_clients()
+        clients = self._ensure_clients()
         url = self.base_url.removesuffix("/v1") + self.capabilities.tokenize
         counts = []
         for text in texts:

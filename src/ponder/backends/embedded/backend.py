@@ -67,5 +67,6 @@ def embedded_backend(name: str | None = None) -> EmbeddedBackend:
             capabilities=server_capabilities("llama-server", max_concurrency=model.parallel),
             server="llama-server",
             base_url="http://127.0.0.1:0/v1",  # replaced by the real port when the server starts
+            max_in_flight=model.parallel,  # its slots, known exactly: nothing to learn
         )
     return _BACKENDS[name]
