@@ -14,6 +14,7 @@ import pytest
 
 from ponder.backends.embedded import accel, runtime
 from ponder.backends.embedded.server import LlamaServer
+from ponder.cli.main import main
 from ponder.core.errors import SetupError
 
 
@@ -123,3 +124,29 @@ def test_a_cuda_server_puts_every_layer_on_the_gpu(isolated: Path, monkeypatch: 
     assert server.extra_args == ("--n-gpu-layers", "all")
     monkeypatch.setenv(accel.ENV_CUDA, "0")
     assert LlamaServer.for_model(models.DEFAULT_MODEL, quiet=True).extra_args == ()
+
+
+def test_setup_cuda_flag_saves_the_choice_before_building(isolated: Path, monkeypatch: Any) -> None:
+    tool(isolated, "nvcc", "exit 0")
+    built: list[tuple[str, ...]] = []
+
+    def fake_ensure(*args: Any, **kwargs: Any) -> Path:
+        built.append(runtime.build_flags())
+        return Path("/bin/llama-server")
+
+    monkeypatch.setattr(runtime, "ensure_llama_server", fake_ensure)
+    from ponder.backends.embedded import models
+
+    monkeypatch.setattr(models, "prepare_model", lambda name, quiet=False: Path("/models/x.gguf"))
+    assert main(["setup", "--cuda"]) == 0
+    assert accel.saved_choice() is True and "-DGGML_CUDA=ON" in built[-1]
+    assert main(["setup", "--no-cuda"]) == 0
+    assert accel.saved_choice() is False and "-DGGML_CUDA=ON" not in built[-1]
+
+
+def test_setup_cuda_without_a_toolkit_fails_and_saves_nothing(
+    isolated: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["setup", "--cuda"]) == 4
+    assert "install the CUDA toolkit" in capsys.readouterr().err
+    assert accel.saved_choice() is None
