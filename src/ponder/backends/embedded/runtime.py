@@ -5,8 +5,10 @@ complete llama.cpp tree, so ponder downloads that sdist (pinned) and compiles ju
 CMake. The build uses llama.cpp's default ``-march=native``, which ties the binary to the CPU that built it,
 so the cache key holds the sdist version and a hash of the CPU flags and architecture: a home directory
 shared between different machines gets one binary per CPU kind instead of an illegal-instruction crash.
-The build takes 8–11 minutes on 2 cores, so it shows a progress bar driven by CMake's ``[ NN%]`` lines
-and happens once; concurrent processes wait on a file lock and reuse the result.
+The build takes 8–11 minutes on 2 cores, so it shows its progress (CMake's ``[ NN%]`` or Ninja's ``[N/M]``
+lines, the step and the file being compiled, the elapsed time: a live bar on a terminal, a plain line
+every 30 s in a log) and says how long it took; it happens once, and concurrent processes wait on a file
+lock and reuse the result.
 """
 
 from __future__ import annotations
@@ -22,15 +24,16 @@ import subprocess
 import tarfile
 import tempfile
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 
 from ponder.backends.embedded.accel import choose_acceleration
 from ponder.backends.embedded.models import pip_download
 from ponder.backends.embedded.paths import cache_dir, exclusive_lock
 from ponder.core.errors import SetupError
+from ponder.progress import TaskProgress
 
 #: The sdist whose ``vendor/llama.cpp`` is built; bumping it gives a new cache key and a rebuild.
 LLAMA_CPP_PYTHON_VERSION = "0.3.36"
@@ -62,6 +65,9 @@ BINARY_NAME = "llama-server"
 ENV_BINARY = "PONDER_LLAMA_SERVER"
 _OUTPUT_TAIL_LINES = 40
 _PERCENT = re.compile(r"^\[\s*(\d+)%\]")
+_NINJA_STEP = re.compile(r"^\[(\d+)/(\d+)\]")
+_SOURCE_FILE = re.compile(r"([\w.+-]+\.(?:c|cc|cpp|cxx|cu|m|mm))\.o\b")
+_LINKING = re.compile(r"Linking \w+ (?:static library|shared library|executable) (\S+)")
 
 #: Fetches the sdist into a directory and returns its path; injectable for tests.
 SdistDownloader = Callable[[Path], Path]
@@ -196,37 +202,74 @@ def _run_logged(command: list[str], tail: collections.deque[str], on_line: Calla
         return process.wait()
 
 
-def _build(source: Path, build: Path, flags: tuple[str, ...], console: Console, quiet: bool) -> Path:
-    """Configure and compile the ``llama-server`` target; return the built binary."""
+@dataclass
+class BuildStep:
+    """What one line of the build's output says: the share done and the step it started, if any."""
+
+    percent: float | None = None
+    step: int | None = None
+    steps: int | None = None
+    name: str = ""
+
+
+def parse_build_line(line: str) -> BuildStep | None:
+    """Read Make's ``[ 45%] Building CXX object .../arg.cpp.o`` or Ninja's ``[12/340] Building ...``.
+
+    ``name`` is the source file or the library being linked, so the display can say what it is on.
+    """
+    ninja = _NINJA_STEP.match(line)
+    make = _PERCENT.match(line)
+    if ninja:
+        step, steps = int(ninja.group(1)), int(ninja.group(2))
+        result = BuildStep(percent=100 * step / max(steps, 1), step=step, steps=steps)
+        rest = line[ninja.end() :]
+    elif make:
+        result = BuildStep(percent=float(make.group(1)))
+        rest = line[make.end() :]
+    else:
+        return None
+    source = _SOURCE_FILE.search(rest)
+    linking = _LINKING.search(rest)
+    if source:
+        result.name = source.group(1)
+    elif linking:
+        result.name = "linking " + Path(linking.group(1)).name
+    return result
+
+
+def _build(source: Path, build: Path, flags: tuple[str, ...], progress: TaskProgress) -> Path:
+    """Configure and compile the ``llama-server`` target, reporting to ``progress``; return the binary."""
     tail: collections.deque[str] = collections.deque(maxlen=_OUTPUT_TAIL_LINES)
     jobs = str(os.cpu_count() or 1)
-    with Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        TaskProgressColumn(),
-        TimeElapsedColumn(),
-        console=console,
-        disable=quiet,
-    ) as progress:
-        task = progress.add_task("llama-server: configuring", total=100)
-        configure = ["cmake", "-S", str(source), "-B", str(build), *flags]
-        code = _run_logged(configure, tail, lambda line: None)
-        if code != 0:
-            raise SetupError(
-                f"CMake configuration of llama.cpp failed (exit {code}); last output:\n" + "\n".join(tail)
-            )
-        progress.update(task, description=f"llama-server: compiling with {jobs} jobs")
+    progress.update(step="configuring with CMake")
+    configure = ["cmake", "-S", str(source), "-B", str(build), *flags]
+    code = _run_logged(configure, tail, lambda line: None)
+    if code != 0:
+        raise SetupError(
+            f"CMake configuration of llama.cpp failed (exit {code}); last output:\n" + "\n".join(tail)
+        )
+    compiling = f"compiling with {jobs} jobs"
+    progress.update(step=compiling)
+    started = 0
 
-        def advance(line: str) -> None:
-            match = _PERCENT.match(line)
-            if match:
-                progress.update(task, completed=int(match.group(1)))
+    def advance(line: str) -> None:
+        nonlocal started
+        found = parse_build_line(line)
+        if found is None:
+            return
+        if found.step is not None:
+            started = found.step
+        elif found.name:  # Make numbers no steps: count the lines that start one (not "Built target")
+            started += 1
+        counter = f"step {started}/{found.steps}" if found.steps else f"step {started}"
+        status = f"{counter}: {found.name}" if found.name else counter
+        progress.update(found.percent, step=compiling, status=status)
 
-        command = ["cmake", "--build", str(build), "--config", "Release", "--target", BINARY_NAME, "-j", jobs]
-        code = _run_logged(command, tail, advance)
-        if code != 0:
-            raise SetupError(f"compiling llama-server failed (exit {code}); last output:\n" + "\n".join(tail))
-        progress.update(task, completed=100, description="llama-server: built")
+    command = ["cmake", "--build", str(build), "--config", "Release", "--target", BINARY_NAME, "-j", jobs]
+    code = _run_logged(command, tail, advance)
+    if code != 0:
+        raise SetupError(f"compiling llama-server failed (exit {code}); last output:\n" + "\n".join(tail))
+    progress.update(100, step="built", status=f"{started} steps")
     for candidate in (build / "bin" / BINARY_NAME, build / "bin" / "Release" / BINARY_NAME):
         if candidate.is_file():
             return candidate
@@ -278,21 +321,27 @@ def ensure_llama_server(
         if not quiet:
             output.print(
                 f"building llama-server from llama-cpp-python=={LLAMA_CPP_PYTHON_VERSION} sources "
-                f"(one time, about 10 minutes on 2 cores); it will be cached in {target.parent}"
+                f"(one time, about 10 minutes on 2 cores); it will be cached in {target.parent}",
+                markup=False,
+                highlight=False,
+                soft_wrap=True,
             )
         workdir = Path(tempfile.mkdtemp(prefix=".build-", dir=target.parent))
+        progress = TaskProgress(output, BINARY_NAME, 100, kind="percent", quiet=quiet)
         try:
-            downloads = workdir / "download"
-            downloads.mkdir()
-            if not quiet:
-                output.print(f"downloading llama-cpp-python=={LLAMA_CPP_PYTHON_VERSION} sources")
-            archive = download(downloads)
-            source = _extract(archive, workdir / "src")
-            archive.unlink(missing_ok=True)
-            built = _build(source, workdir / "build", flags, output, quiet)
-            _install(built, target)
+            with progress:
+                downloads = workdir / "download"
+                downloads.mkdir()
+                progress.update(step=f"downloading llama-cpp-python=={LLAMA_CPP_PYTHON_VERSION} sources")
+                archive = download(downloads)
+                progress.update(step="unpacking the sources")
+                source = _extract(archive, workdir / "src")
+                archive.unlink(missing_ok=True)
+                built = _build(source, workdir / "build", flags, progress)
+                _install(built, target)
+            progress.done(f"built {BINARY_NAME}")
         finally:
             shutil.rmtree(workdir, ignore_errors=True)
     if not quiet:
-        output.print(f"llama-server ready: {target}")
+        output.print(f"llama-server ready: {target}", markup=False, highlight=False, soft_wrap=True)
     return target
