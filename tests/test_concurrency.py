@@ -1,0 +1,156 @@
+"""The in-flight limit (fixed and adaptive), replicas, and how the eval runner keeps slots busy.
+
+Every server here is ``slot_server.SlotServer`` on 127.0.0.1; every load is a fixed number of requests
+under ``asyncio.wait_for``, so each test ends within seconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+
+import pytest
+from slot_server import SlotServer
+
+from ponder.backends.base import GenRequest
+from ponder.backends.limits import REQUEST_PRIORITY, InFlightLimit, InFlightPolicy
+from ponder.backends.openai import OpenAIBackend, server_capabilities
+from ponder.core.errors import UsageError
+from ponder.core.types import Message
+
+REQUEST = GenRequest(messages=(Message("user", "2+2?"),), max_tokens=64)
+
+
+def backend_at(url: str, max_in_flight: str | int | None = None, **fields: object) -> OpenAIBackend:
+    return OpenAIBackend(
+        model="m",
+        base_url=url,
+        server="llama-server",
+        capabilities=server_capabilities("llama-server"),
+        max_in_flight=max_in_flight,
+        **fields,  # type: ignore[arg-type]
+    )
+
+
+async def drive(backend: OpenAIBackend, workers: int, requests: int) -> list[int]:
+    """``requests`` single-sample requests from ``workers`` clients that each send the next as soon as the
+    last returns (more demand than any limit reached here); the limit seen after each reply."""
+    remaining, limits = requests, []
+
+    async def worker() -> None:
+        nonlocal remaining
+        while remaining > 0:
+            remaining -= 1
+            await backend.generate([REQUEST])
+            limits.append(backend.in_flight_limit())
+
+    await asyncio.wait_for(asyncio.gather(*(worker() for _ in range(workers))), timeout=30)
+    return limits
+
+
+# -- the policy ------------------------------------------------------------------------------------------
+def test_policy_parses_fixed_adaptive_and_bounded_adaptive() -> None:
+    assert InFlightPolicy.parse(None, 8) == InFlightPolicy(8, 256, adaptive=True)
+    assert InFlightPolicy.parse("auto", 64) == InFlightPolicy(64, 256, adaptive=True)
+    assert InFlightPolicy.parse("auto:32", 64) == InFlightPolicy(32, 32, adaptive=True)
+    assert InFlightPolicy.parse("16", 8) == InFlightPolicy(16, 16, adaptive=False)
+    assert InFlightPolicy.parse(3, 8) == InFlightPolicy.fixed(3)
+    for bad in ("0", "lots", "auto:", "auto:-1", 0, "-2"):
+        with pytest.raises(UsageError, match="max-in-flight"):
+            InFlightPolicy.parse(bad, 8)
+
+
+# -- the limit itself --------------------------------------------------------------------------------------
+async def test_waiters_are_served_by_priority_then_arrival() -> None:
+    limit = InFlightLimit(InFlightPolicy.fixed(1))
+    order: list[str] = []
+    gate = asyncio.Event()
+
+    async def request(name: str, priority: int) -> None:
+        REQUEST_PRIORITY.set(priority)
+        async with limit.slot():
+            order.append(name)
+            await gate.wait()
+
+    first = asyncio.create_task(request("holder", 5))
+    await asyncio.sleep(0)
+    waiting = [asyncio.create_task(request(n, p)) for n, p in (("late-1", 3), ("early", 1), ("late-2", 3))]
+    await asyncio.sleep(0.01)
+    assert limit.waiting == 3
+    gate.set()
+    await asyncio.wait_for(asyncio.gather(first, *waiting), timeout=5)
+    assert order == ["holder", "early", "late-1", "late-2"]
+    assert limit.in_flight == 0 and limit.waiting == 0
+
+
+async def test_weights_count_samples_and_an_oversized_request_takes_the_whole_limit() -> None:
+    limit = InFlightLimit(InFlightPolicy.fixed(4))
+    peak = 0
+
+    async def request(weight: int) -> None:
+        nonlocal peak
+        async with limit.slot(weight):
+            peak = max(peak, limit.in_flight)
+            await asyncio.sleep(0.01)
+
+    await asyncio.wait_for(asyncio.gather(*(request(w) for w in (3, 2, 16, 1, 1))), timeout=5)
+    assert peak == 4 and limit.in_flight == 0
+
+
+async def test_cancelled_waiters_and_holders_give_their_slots_back() -> None:
+    limit = InFlightLimit(InFlightPolicy.fixed(2))
+    hold = asyncio.Event()
+
+    async def request() -> None:
+        async with limit.slot():
+            await hold.wait()
+
+    tasks = [asyncio.create_task(request()) for _ in range(6)]
+    await asyncio.sleep(0.01)
+    assert limit.in_flight == 2 and limit.waiting == 4
+    for task in tasks[:1] + tasks[3:]:
+        task.cancel()
+    await asyncio.sleep(0.01)
+    assert limit.in_flight == 2 and limit.waiting == 0  # a cancelled holder's slot went to a waiter
+    hold.set()
+    await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), timeout=5)
+    assert limit.in_flight == 0
+
+
+async def test_a_fixed_limit_never_moves() -> None:
+    with SlotServer(slots=2, overflow="reject", lengths=(5, 10)) as server:
+        backend = backend_at(server.url, 4, backoff=0.01, max_retries=20)
+        limits = await drive(backend, workers=8, requests=60)
+        await backend.close()
+    assert set(limits) == {4} and server.rejected > 0  # it was told 4: 429s do not change that
+
+
+# -- adaptation against a server with slots ---------------------------------------------------------------
+async def test_adaptive_limit_grows_to_the_slot_count_of_a_queueing_server() -> None:
+    """From 3, the limit climbs while latency holds and settles near the 8 slots: past them requests
+    queue, latency per token rises, and it backs off."""
+    slots = 8
+    with SlotServer(slots=slots, overflow="queue", seconds_per_token=0.0025, lengths=(20, 60)) as server:
+        backend = backend_at(server.url)
+        backend._limit = InFlightLimit(InFlightPolicy(3, 64, adaptive=True))
+        limits = await drive(backend, workers=32, requests=320)
+        await backend.close()
+        occupancy = server.occupancy()
+    settled = limits[len(limits) // 2 :]
+    assert limits[0] <= 4 and max(limits) <= 2 * slots
+    assert 0.9 * slots <= statistics.mean(settled) <= 1.7 * slots, statistics.mean(settled)
+    assert min(settled) >= 0.6 * slots
+    assert occupancy >= 0.7
+
+
+async def test_adaptive_limit_backs_off_on_429() -> None:
+    """A server that refuses past its 8 slots: the limit grows until the 429s, then falls back below."""
+    slots = 8
+    with SlotServer(slots=slots, overflow="reject", seconds_per_token=0.002, lengths=(20, 60)) as server:
+        backend = backend_at(server.url, backoff=0.01, max_retries=30)
+        limits = await drive(backend, workers=32, requests=320)
+        await backend.close()
+    assert server.rejected > 0 and server.served == 320  # every request got through in the end
+    assert max(limits) <= slots + 2  # it never ran away from the refusals
+    assert slots * 0.5 <= statistics.mean(limits[len(limits) // 2 :]) <= slots + 1
+    assert server.rejected < 80  # backing off keeps refusals a small share of the traffic
