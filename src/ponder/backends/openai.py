@@ -827,12 +827,14 @@ def backend_from_env(
     server: str | None = None,
     parameters: float | None = None,
     chat_template: str | None = None,
+    max_in_flight: str | int | None = None,
 ) -> OpenAIBackend:
     """Build an OpenAI-compatible backend from arguments, falling back to PONDER_*, then OPENAI_*, env vars.
 
     ``parameters`` (the served model's size, env PONDER_PARAMETERS) enables the FLOPs estimate; a remote
     model's size cannot be known otherwise, so without it FLOPs stay 0 and are shown as unknown.
     ``chat_template`` (env PONDER_CHAT_TEMPLATE) lets a server without continuation continue prefixes.
+    ``max_in_flight`` (env PONDER_MAX_IN_FLIGHT): N, ``auto`` or ``auto:N`` (``ponder.backends.limits``).
     """
     configured = configured_base_url(base_url)
     if configured is None:
@@ -858,4 +860,5 @@ def backend_from_env(
         server=server,
         capabilities=server_capabilities(server),
         chat_template=chat_template,
+        max_in_flight=max_in_flight or os.environ.get("PONDER_MAX_IN_FLIGHT") or None,
     )
