@@ -12,12 +12,10 @@ from __future__ import annotations
 import argparse
 import sys
 
-from rich.markup import escape
-
 from ponder import __version__
-from ponder.cli import catalog, evaluate, runs, serve, setup, solve
+from ponder.cli import catalog, evaluate, runs, serve, setup, solve, tune
 from ponder.cli.backend_args import api_key_from_args, backend_from_args
-from ponder.cli.console import stderr
+from ponder.cli.console import Interrupted, print_error, stderr
 from ponder.cli.serve import command_serve
 from ponder.cli.solve import solve_spec
 from ponder.core.errors import PonderError
@@ -29,30 +27,26 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ponder", description="Test-time compute scaling for LLMs.")
     parser.add_argument("--version", action="version", version=f"ponder {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
-    for module in (solve, setup, evaluate, runs, serve, catalog):
+    for module in (solve, setup, evaluate, runs, serve, tune, catalog):
         module.register(commands)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
+    args.argv = argv  # what the user typed, for a run's stored command and its resume hint
     try:
         code: int = args.handler(args)
         return code
-    except PonderError as error:
-        stderr.print(f"[bold red]error:[/] {escape(str(error))}", highlight=False, soft_wrap=True)
-        return error.exit_code
+    except Interrupted as stopped:  # the command has said what happened and how to go on
+        return stopped.exit_code
     except KeyboardInterrupt:
         stderr.print("[yellow]interrupted[/]")
         return 130
     except Exception as error:  # noqa: BLE001 - the last resort: one line, not a traceback
-        cause = " ".join(f"{type(error).__name__}: {error}".split())[:300]
-        stderr.print(
-            f"[bold red]error:[/] unexpected {escape(cause)} (a bug in ponder: please report it)",
-            highlight=False,
-            soft_wrap=True,
-        )
-        return 1
+        print_error(error)
+        return error.exit_code if isinstance(error, PonderError) else 1
 
 
 if __name__ == "__main__":
