@@ -4,7 +4,8 @@ Each chat completion takes one slot for ``seconds_per_token`` × its length (dra
 seeded generator, so runs repeat). Past ``slots`` requests in progress it either queues them first come
 first served (``overflow="queue"``, as llama-server does) or answers 429 at once (``"reject"``). It
 measures what the concurrency tests and ``benchmarks/slot_occupancy.py`` need: time-weighted busy slots,
-the most requests it held at once, and how many it refused. ``failing=True`` makes it answer 503.
+the most requests it held at once, and how many it refused. ``fail_status`` makes it answer that
+status to every request (503: a broken replica; 400: a refusal).
 
 It is asyncio on its own thread (one loop, no thread per request), so hundreds of requests in flight
 cost little CPU on a small machine.
@@ -29,9 +30,9 @@ class SlotServer:
     lengths: tuple[int, int] = (20, 60)
     seed: int = 0
     answer: str = "The answer is \\boxed{4}."
-    failing: bool = False
+    fail_status: int | None = None
     url: str = ""
-    #: requests answered 429, requests that got a slot, most requests held at once (queued included)
+    #: requests refused (429 or ``fail_status``), requests that got a slot, most held at once (queued too)
     rejected: int = 0
     served: int = 0
     peak_held: int = 0
@@ -113,8 +114,9 @@ class SlotServer:
     async def _complete(self, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
         now = time.monotonic()
         self._first = now if self._first is None else self._first
-        if self.failing:
-            return 503, {"error": {"message": "failing on purpose"}}
+        if self.fail_status is not None:
+            self.rejected += 1
+            return self.fail_status, {"error": {"message": "failing on purpose"}}
         if self.overflow == "reject" and self._held >= self.slots:
             self.rejected += 1
             return 429, {"error": {"message": "all slots busy"}}

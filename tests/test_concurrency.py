@@ -12,10 +12,12 @@ import statistics
 import pytest
 from slot_server import SlotServer
 
+from ponder.backends import make_backend
 from ponder.backends.base import GenRequest
 from ponder.backends.limits import REQUEST_PRIORITY, InFlightLimit, InFlightPolicy
 from ponder.backends.openai import OpenAIBackend, server_capabilities
-from ponder.core.errors import UsageError
+from ponder.backends.replicas import ReplicaBackend
+from ponder.core.errors import BackendRejectedError, UsageError
 from ponder.core.types import Message
 
 REQUEST = GenRequest(messages=(Message("user", "2+2?"),), max_tokens=64)
@@ -154,3 +156,46 @@ async def test_adaptive_limit_backs_off_on_429() -> None:
     assert max(limits) <= slots + 2  # it never ran away from the refusals
     assert slots * 0.5 <= statistics.mean(limits[len(limits) // 2 :]) <= slots + 1
     assert server.rejected < 80  # backing off keeps refusals a small share of the traffic
+
+
+# -- replicas -------------------------------------------------------------------------------------------
+async def test_replicas_share_the_work_by_outstanding_samples() -> None:
+    with SlotServer(slots=4, lengths=(5, 15)) as first, SlotServer(slots=4, lengths=(5, 15), seed=1) as second:
+        backend = make_backend("m", [first.url, second.url], server="llama-server", max_in_flight=4)
+        assert isinstance(backend, ReplicaBackend) and backend.in_flight_limit() == 8
+        results = await asyncio.wait_for(backend.generate([REQUEST.with_(n=8)] * 6), timeout=30)
+        await backend.close()
+    assert [len(samples) for samples in results] == [8] * 6  # each request's samples spread, then joined
+    assert first.served + second.served == 48 and min(first.served, second.served) >= 16
+    assert first.peak_held <= 4 and second.peak_held <= 4  # each endpoint kept its own limit
+    calls = sum(g.usage.calls for samples in results for g in samples)
+    tokens = sum(g.usage.completion_tokens for samples in results for g in samples)
+    assert calls == 48 and tokens > 0  # one call billed per request the servers answered
+
+
+async def test_a_failing_replica_is_skipped_and_its_requests_retried_on_the_other() -> None:
+    with SlotServer(slots=4, fail_status=503) as broken, SlotServer(slots=4, lengths=(5, 15)) as healthy:
+        backend = make_backend("m", [broken.url, healthy.url], server="llama-server", max_in_flight=4)
+        for replica in backend.replicas:  # type: ignore[attr-defined]
+            replica.max_retries, replica.backoff = 1, 0.01
+        first = await asyncio.wait_for(backend.generate([REQUEST.with_(n=4)]), timeout=30)
+        refused_at_first = broken.rejected
+        later = await asyncio.wait_for(backend.generate([REQUEST.with_(n=8)] * 4), timeout=30)
+        await backend.close()
+    assert len(first[0]) == 4 and all(len(samples) == 8 for samples in later)  # nothing was lost
+    assert healthy.served == 36 and refused_at_first > 0
+    assert broken.rejected == refused_at_first  # once down, it was skipped for the cooldown
+
+
+async def test_a_refusal_is_the_request_s_fault_and_is_not_sent_to_another_replica() -> None:
+    with SlotServer(slots=4, fail_status=400) as refusing, SlotServer(slots=4) as healthy:
+        backend = ReplicaBackend.of([backend_at(refusing.url, 4), backend_at(healthy.url, 4)])
+        with pytest.raises(BackendRejectedError):
+            await asyncio.wait_for(backend.generate([REQUEST]), timeout=30)
+        await backend.close()
+    assert refusing.rejected == 1 and healthy.served == 0
+
+
+def test_replicas_must_serve_one_model() -> None:
+    with pytest.raises(UsageError, match="one model"):
+        ReplicaBackend.of([backend_at("http://127.0.0.1:9/v1"), OpenAIBackend(model="other")])

@@ -220,6 +220,11 @@ class OpenAIBackend(Backend):
     def in_flight_limit(self) -> int:
         return self._limit.limit
 
+    def limit_in_flight(self, max_in_flight: str | int | None) -> None:
+        """Set ``max_in_flight`` after construction (the process-wide embedded backend): a fresh limit."""
+        self.max_in_flight = max_in_flight
+        self._limit = InFlightLimit(self.in_flight_policy())
+
     # -- connection management -------------------------------------------------------------------
     def _ensure_clients(self) -> _Clients:
         loop = asyncio.get_running_loop()
