@@ -5,6 +5,12 @@ Code", 2021): 1 − C(n−c, k)/C(n, k). Aggregate metrics at budget k (maj@k, b
 over k-subsets of the n stored samples: enumerated exactly when there are few subsets, otherwise
 estimated from a fixed number of seeded random subsets (the sample-bank method of "Large Language
 Monkeys", Brown et al., 2024, and search-and-learn).
+
+Intervals over problems: a share of problems solved gets the Wilson score interval (Wilson, 1927;
+recommended over the Wald and bootstrap intervals by Brown, Cai and DasGupta, "Interval Estimation
+for a Binomial Proportion", 2001), which stays honest at 0 and 1 where a bootstrap collapses to a
+point; fractional outcomes (the expected accuracy of a k-subset vote) keep the bootstrap
+(``outcome_interval``).
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ import itertools
 import math
 import random
 from collections.abc import Sequence
+from statistics import NormalDist
 
 #: Enumerate all k-subsets when there are at most this many; otherwise draw this many at random.
 MAX_SUBSETS = 256
@@ -54,7 +61,11 @@ def mean(values: Sequence[float]) -> float:
 def bootstrap_ci(
     values: Sequence[float], seed: int = 0, iterations: int = 2000, level: float = 0.95
 ) -> tuple[float, float]:
-    """Percentile bootstrap interval of the mean over units (problems), seeded and deterministic."""
+    """Percentile bootstrap interval of the mean over units (problems), seeded and deterministic.
+
+    Values that are all equal give a zero-width interval: resampling them cannot vary. For shares of
+    problems use ``outcome_interval``, which does not collapse there.
+    """
     if not values:
         return (float("nan"), float("nan"))
     if len(set(values)) == 1:
@@ -66,6 +77,48 @@ def bootstrap_ci(
     low = means[int(math.floor(tail * (iterations - 1)))]
     high = means[int(math.ceil((1.0 - tail) * (iterations - 1)))]
     return (low, high)
+
+
+def wilson_interval(successes: float, trials: int, level: float = 0.95) -> tuple[float, float]:
+    """The Wilson score interval of a proportion: ``successes`` out of ``trials``.
+
+    Unlike the normal (Wald) interval or a bootstrap, it never has zero width at 0 or 1: with every
+    one of 50 problems solved it gives [0.929, 1], not [1, 1]. ``successes`` may be fractional (a mean
+    of outcomes in [0, 1] times ``trials``; see ``outcome_interval``).
+    """
+    if trials <= 0:
+        return (float("nan"), float("nan"))
+    if not 0 <= successes <= trials:
+        raise ValueError(f"need 0 <= successes <= trials, got {successes} of {trials}")
+    z = NormalDist().inv_cdf(0.5 + level / 2.0)
+    share = successes / trials
+    spread = z * z / trials
+    centre = (share + spread / 2.0) / (1.0 + spread)
+    half = z / (1.0 + spread) * math.sqrt(share * (1.0 - share) / trials + spread / (4.0 * trials))
+    return (max(0.0, centre - half), min(1.0, centre + half))
+
+
+def outcome_interval(values: Sequence[float], seed: int = 0, level: float = 0.95) -> tuple[float, float]:
+    """A ``level`` interval of the mean of per-problem outcomes in [0, 1] (accuracy, coverage).
+
+    Outcomes that are all 0 or 1 (one graded answer per problem) are a binomial proportion: the Wilson
+    interval. Fractional outcomes (the expected accuracy of a k-subset vote, or a mean over seeds) keep
+    the percentile bootstrap over problems, which follows their real spread: a problem solved by 60%
+    of the subsets varies less than a coin. Where they are all equal the bootstrap has nothing to
+    resample and would print a point, so the Wilson interval at their mean with n = the number of
+    problems takes its place: a Bernoulli outcome has the largest variance of any outcome in [0, 1]
+    with that mean, so this is the conservative choice, and it is the interval the same figure would
+    get had each problem been graded once.
+    """
+    if not values:
+        return (float("nan"), float("nan"))
+    if any(not 0.0 <= value <= 1.0 for value in values):
+        raise ValueError("outcomes must lie in [0, 1]")
+    if all(value in (0.0, 1.0) for value in values):
+        return wilson_interval(sum(values), len(values), level)
+    if len(set(values)) == 1:
+        return wilson_interval(values[0] * len(values), len(values), level)
+    return bootstrap_ci(values, seed=seed, level=level)
 
 
 def log_position(costs: Sequence[float], cost: float) -> tuple[int, int, float] | None:
@@ -83,12 +136,16 @@ def log_position(costs: Sequence[float], cost: float) -> tuple[int, int, float] 
     return 0, 0, 0.0  # a single point, and cost is exactly it
 
 
-def interpolate_log(points: Sequence[tuple[float, float]], tokens: float) -> float | None:
+def interpolate_log(points: Sequence[tuple[float | None, float]], tokens: float | None) -> float | None:
     """The value at ``tokens`` on the curve through ``points`` (tokens, value), linear in log(tokens).
 
-    ``None`` outside the measured range. A single point is defined only at its own token count.
+    ``None`` outside the measured range, and where the cost is unknown (None: FLOPs of a model of
+    unknown size), at ``tokens`` or at the curve's points. A single point is defined only at its own
+    token count.
     """
-    curve = sorted((t, v) for t, v in points if t > 0)
+    if tokens is None or any(t is None for t, _ in points):
+        return None
+    curve = sorted((t, v) for t, v in points if t is not None and t > 0)
     position = log_position([t for t, _ in curve], tokens)
     if position is None:
         return None

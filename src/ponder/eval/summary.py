@@ -4,7 +4,10 @@ Sampling strategies were run once at the largest budget; the row for budget k is
 k-subsets of each record's samples of what the strategy would have selected from just those samples
 (``Strategy.select``), billed what those samples (and their scoring) really cost. Strategies that are
 not sample-banked have one record per budget. Values are averaged over seeds within a problem, then
-over problems, with a bootstrap interval over problems.
+over problems, with an interval over problems (``outcome_interval``: Wilson for outcomes that are 0
+or 1, a bootstrap for fractional ones). Problems are listed in the dataset's order
+(``ponder.eval.order``), and a figure that was not measured (FLOPs of a model of unknown size) is
+None, never 0.
 """
 
 from __future__ import annotations
@@ -15,7 +18,16 @@ from typing import Any
 
 from ponder.core.types import Candidate, Usage
 from ponder.eval.identity import StrategyId
-from ponder.eval.metrics import bootstrap_ci, log_position, mean, pass_at_k, stable_seed, subsets
+from ponder.eval.metrics import (
+    bootstrap_ci,
+    log_position,
+    mean,
+    outcome_interval,
+    pass_at_k,
+    stable_seed,
+    subsets,
+)
+from ponder.eval.order import problem_ranks
 from ponder.eval.rescore import Rescores, apply_rescores
 from ponder.eval.store import record_key
 from ponder.strategies import STRATEGIES, Strategy
@@ -222,7 +234,9 @@ def summarize(
             for rule, rule_candidates in ruled.items():
                 outcome = bank_outcome(strategy_for(rule), record, rule_candidates, budget)
                 add(family.ruled_by(rule).at(budget), problem, outcome)
-    return [_row_dict(row, seed) for row in sorted(rows.values(), key=lambda r: (r.identity.name, r.budget))]
+    ranks = problem_ranks(records)
+    ordered = sorted(rows.values(), key=lambda r: (r.identity.name, r.budget))
+    return [_row_dict(row, seed, ranks) for row in ordered]
 
 
 def _rule_candidates(
@@ -244,8 +258,15 @@ def _rule_candidates(
     return candidates if getattr(strategy.options, "scorer", None) == spec else None
 
 
-def _row_dict(row: Row, seed: int) -> dict[str, Any]:
-    problems = list(row.per_problem)
+def known_flops(outcome: Outcome) -> float | None:
+    """The outcome's FLOPs, or None where they are unknown: a backend that does not know its model's size
+    bills tokens and 0 FLOPs (``Usage.flops``), and 0 must not read as free."""
+    flops = outcome.usage["flops"]
+    return None if flops <= 0 and outcome.usage["tokens"] > 0 else flops
+
+
+def _row_dict(row: Row, seed: int, ranks: dict[str, int]) -> dict[str, Any]:
+    problems = sorted(row.per_problem, key=lambda problem: ranks.get(problem, len(ranks)))
 
     def per_problem(get: Any) -> list[float]:
         return [mean([get(outcome) for outcome in row.per_problem[p]]) for p in problems]
@@ -253,8 +274,10 @@ def _row_dict(row: Row, seed: int) -> dict[str, Any]:
     accuracy = per_problem(lambda o: o.accuracy)
     coverage = per_problem(lambda o: o.coverage if o.coverage is not None else 0.0)
     name = row.identity.name
-    low, high = bootstrap_ci(accuracy, seed=stable_seed(seed, name, row.budget))
-    coverage_low, coverage_high = bootstrap_ci(coverage, seed=stable_seed(seed, name, row.budget, "coverage"))
+    low, high = outcome_interval(accuracy, seed=stable_seed(seed, name, row.budget))
+    coverage_low, coverage_high = outcome_interval(
+        coverage, seed=stable_seed(seed, name, row.budget, "coverage")
+    )
     seeds = max(len(outcomes) for outcomes in row.per_problem.values())
     result: dict[str, Any] = {
         "strategy": name,
@@ -273,7 +296,12 @@ def _row_dict(row: Row, seed: int) -> dict[str, Any]:
     for key in ("tokens", *USAGE_KEYS):
         result[f"mean_{key}"] = mean(per_problem(lambda o, key=key: o.usage[key]))
     tokens = per_problem(lambda o: o.usage["tokens"])
-    flops = per_problem(lambda o: o.usage["flops"])
+    unknown = {p for p in problems if any(known_flops(o) is None for o in row.per_problem[p])}
+    flops: list[float | None] = [
+        None if p in unknown else mean([o.usage["flops"] for o in row.per_problem[p]]) for p in problems
+    ]
+    if unknown:
+        result["mean_flops"] = None  # a mean over some problems' FLOPs would read as the whole row's
     result["per_problem"] = {  # what a paired comparison on the same problems reads
         problem: {"accuracy": accuracy[i], "tokens": tokens[i], "flops": flops[i]}
         for i, problem in enumerate(problems)
@@ -313,9 +341,12 @@ def match_baseline(rows: list[dict[str, Any]], baseline: str = "self-consistency
         own = row.get("per_problem", {})
         banks = [r["per_problem"] for r in curve_rows if all(p in r.get("per_problem", {}) for p in own)]
         for suffix, cost in (("", "tokens"), ("_flops", "flops")):
-            curve = sorted(((mean([bank[p][cost] for p in own]), bank) for bank in banks), key=lambda c: c[0])
+            known = [bank for bank in banks if all(bank[p].get(cost) is not None for p in own)]
+            curve = sorted(((mean([bank[p][cost] for p in own]), bank) for bank in known), key=lambda c: c[0])
             costs = [point for point, _ in curve]
-            matched = log_position(costs, row[f"mean_{cost}"]) if own and costs and costs[0] > 0 else None
+            spent = row.get(f"mean_{cost}")  # None where unknown (FLOPs of a model of unknown size)
+            usable = bool(own) and bool(costs) and costs[0] > 0 and spent is not None
+            matched = log_position(costs, spent) if usable else None
             if matched is None:
                 row[f"baseline_accuracy{suffix}"] = None
                 row[f"baseline_difference{suffix}"] = None
