@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -145,3 +147,94 @@ def test_rescore_adds_a_rule_row_without_generating(tmp_path: Path, fake_openai_
     rows = json.loads((out / "summary.json").read_text())["rows"]
     assert {r["strategy"] for r in rows} >= {"best-of-n:scorer=[judge:mode=verbal] on self-consistency"}
     assert "added rule best-of-n:scorer=[judge:mode=verbal]" in capsys.readouterr().out
+
+
+def test_ctrl_c_prints_the_resume_command_and_exits_130(tmp_path: Path, fake_openai_server) -> None:
+    fake = fake_openai_server(answer_doubling)
+    data = dataset(tmp_path / "d.jsonl", count=10)
+    out = tmp_path / "run"
+    process = subprocess.Popen(
+        [*PONDER, *eval_args(data, fake.url, out)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+        text=True,
+    )
+    records = out / "records.jsonl"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and (not records.exists() or records.read_text().count("\n") < 3):
+        time.sleep(0.02)
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=30)
+    assert process.returncode == 130, err
+    assert "Traceback" not in err
+    stored = records.read_text().count("\n")
+    assert f"interrupted: {stored} finished units are stored in {out}; resume with:" in err
+    command = err.strip().splitlines()[-1].strip()
+    words = shlex.split(command)
+    assert words[:2] == ["ponder", "eval"] and words[-1] == "--resume" and str(out) in words
+
+    resumed = subprocess.run(
+        [*PONDER, *words[1:]], capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL
+    )
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"resuming: {stored} finished" in resumed.stderr
+    assert records.read_text().count("\n") == 20
+
+
+def test_a_failure_mid_run_names_the_error_and_the_resume_command(tmp_path: Path, fake_openai_server) -> None:
+    served = iter(range(1000))
+
+    def fails_after_four(body, attempt):
+        if next(served) >= 4:
+            return 400, {"error": {"message": "context too long"}}, {}
+        return answer_doubling(body, attempt)
+
+    fake = fake_openai_server(fails_after_four)
+    out = tmp_path / "run"
+    args = eval_args(dataset(tmp_path / "d.jsonl"), fake.url, out)
+    del args[args.index("--out") : args.index("--out") + 2]
+    del args[args.index("self-consistency") - 1 : args.index("self-consistency") + 1]  # one call in flight
+    done = subprocess.run(
+        [*PONDER, *args], capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL, cwd=tmp_path
+    )
+    assert done.returncode == 3, done.stderr
+    assert "error:" in done.stderr and "context too long" in done.stderr and "Traceback" not in done.stderr
+    command = done.stderr.strip().splitlines()[-1].strip()
+    words = shlex.split(command)
+    # no --out was given: the hint names the directory the run chose
+    directory = words[words.index("--out") + 1]
+    assert directory.startswith("runs/") and (tmp_path / directory / "records.jsonl").exists()
+    assert words[-1] == "--resume"
+
+
+def test_eval_json_is_one_document_on_stdout(tmp_path: Path, fake_openai_server, capsys) -> None:
+    fake = fake_openai_server(answer_doubling)
+    out = tmp_path / "run"
+    assert main([*eval_args(dataset(tmp_path / "d.jsonl", count=2), fake.url, out), "--json"]) == 0
+    captured = capsys.readouterr()
+    summary = json.loads(captured.out)
+    assert summary["directory"] == str(out)
+    assert {row["strategy"] for row in summary["rows"]} == {"greedy", "self-consistency"}
+    assert summary["run"]["command"].startswith("ponder eval --dataset")
+    assert "wrote" in captured.err
+
+
+def test_piped_eval_logs_progress_lines_and_how_long_it_took(tmp_path: Path, fake_openai_server) -> None:
+    fake = fake_openai_server(answer_doubling)
+    done = subprocess.run(
+        [*PONDER, *eval_args(dataset(tmp_path / "d.jsonl"), fake.url, tmp_path / "run")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        stdin=subprocess.DEVNULL,
+        env={**os.environ, "PONDER_PROGRESS_INTERVAL": "0.1"},
+    )
+    assert done.returncode == 0, done.stderr
+    lines = done.stderr.splitlines()
+    progress = [line for line in lines if line.startswith("eval: ") and "elapsed" in line]
+    assert progress, done.stderr
+    assert all("/12 units (" in line for line in progress), progress
+    assert any("tok/s" in line for line in progress)
+    assert any(line.startswith("eval: 12 units in ") for line in lines)
+    assert "\x1b[" not in done.stderr  # no escape codes in a log

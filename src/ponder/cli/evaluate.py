@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import json
 import shlex
-import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from ponder.api import build_strategy
 from ponder.cli.backend_args import add_backend_arguments, backend_from_args
-from ponder.cli.console import stderr, stdout
+from ponder.cli.console import Interrupted, print_error, print_json, stderr, stdout
 from ponder.core.errors import UsageError
 from ponder.core.ledger import Budget
 
@@ -42,6 +45,9 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         help="samples in flight (default: the backend's parallel slots)",
     )
     evaluate.add_argument("--resume", action="store_true", help="finish an interrupted run in --out")
+    evaluate.add_argument(
+        "--json", action="store_true", help="print the summary as JSON on stdout (progress stays on stderr)"
+    )
     evaluate.add_argument(
         "--reuse",
         type=Path,
@@ -93,20 +99,69 @@ def command_eval(args: argparse.Namespace) -> int:
         limit=args.limit,
         model=backend.model,
         concurrency=args.concurrency or backend.capabilities.max_concurrency,
-        command=shlex.join(["ponder", *sys.argv[1:]]),
+        command=shlex.join(["ponder", *args.argv]),
         rules=list(args.rule),
         budget=args.budget,
         reuse=[str(path) for path in args.reuse],
     )
 
-    async def run() -> dict:
+    async def run() -> dict[str, Any]:
         try:
             return await run_eval(config, backend, directory, resume=args.resume, console=stderr)
         finally:
             await backend.close()
 
-    summary = asyncio.run(run())
+    with resume_hint(directory):
+        summary = asyncio.run(run())
     write_outputs(directory)
-    render_summary_table(summary, stdout)
-    stdout.print(f"wrote {directory}/summary.json, curves.png, report.html, records.jsonl", soft_wrap=True)
+    written = f"wrote {directory}/summary.json, curves.png, report.html, records.jsonl"
+    if args.json:
+        print_json({"directory": str(directory), **summary})
+        stderr.print(written, soft_wrap=True, markup=False, highlight=False)
+    else:
+        render_summary_table(summary, stdout)
+        stdout.print(written, soft_wrap=True, markup=False, highlight=False)
     return 0
+
+
+def resume_command(directory: Path) -> str | None:
+    """The command that finishes the run in ``directory``: its stored command, ``--out`` it, ``--resume``."""
+    from ponder.eval.runner import MANIFEST
+
+    try:
+        command = json.loads((directory / MANIFEST).read_text()).get("command")
+    except (OSError, ValueError, AttributeError):
+        return None
+    if not command:
+        return None
+    words = [word for word in shlex.split(command) if word != "--resume"]
+    if not any(word in ("--out", "-o") or word.startswith(("--out=", "-o")) for word in words):
+        words += ["--out", str(directory)]
+    return shlex.join([*words, "--resume"])
+
+
+@contextlib.contextmanager
+def resume_hint(directory: Path) -> Iterator[None]:
+    """On Ctrl-C or a failure once the run has started, say how many units are stored and the exact
+    command that resumes it. Ctrl-C then ends with exit 130 (``Interrupted``), no traceback."""
+    try:
+        yield
+    except UsageError:
+        raise  # bad input: nothing ran, there is nothing to resume
+    except (KeyboardInterrupt, Exception) as error:
+        command = resume_command(directory)
+        if command is None:
+            raise
+        interrupted = isinstance(error, KeyboardInterrupt)
+        if not interrupted:
+            print_error(error)
+        records = directory / "records.jsonl"
+        stored = records.read_text().count("\n") if records.exists() else 0
+        what = "interrupted" if interrupted else "stopped"
+        stderr.print(
+            f"{what}: {stored} finished units are stored in {directory}; resume with:\n  {command}",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
+        raise Interrupted(error) from None
