@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
@@ -12,9 +13,9 @@ from rich.console import Console
 
 from ponder.core.errors import UsageError
 from ponder.eval.compare import compare_runs, default_grid
+from ponder.eval.drilldown import record_html
 from ponder.eval.metrics import interpolate_log
 from ponder.eval.report import (
-    _record_html,
     load_records,
     render_summary_table,
     write_curves,
@@ -334,13 +335,13 @@ def test_a_search_tree_trace_is_drawn_with_the_winning_path_marked() -> None:
         node(3, 1, "So \\boxed{7}", 0.8, "finished"),
     ]
     record = {"text": "Step A.\n\nSo \\boxed{7}", "trace": {"kind": "search-tree", "nodes": nodes}}
-    page = _record_html(record)
+    page = record_html(record)
     assert "search tree: 4 nodes, 1 finished, 1 pruned" in page
     assert page.count('<li class="chosen">') == 3  # the root, step A and the finished leaf
     assert "Step &lt;B&gt;." in page and "score 0.100" in page  # the pruned branch is shown, escaped
-    debate = _record_html({"trace": {"rounds": [["4", "5"], ["5", "5"]]}})
+    debate = record_html({"trace": {"rounds": [["4", "5"], ["5", "5"]]}})
     assert "<summary>trace</summary>" in debate and "&quot;rounds&quot;" in debate
-    assert "trace" not in _record_html({"text": "x"})
+    assert "trace" not in record_html({"text": "x"})
 
 
 def _costed_row(strategy: str, per_problem: dict[str, tuple[float, float, float]]) -> dict:
@@ -394,3 +395,265 @@ def test_the_difference_from_the_baseline_is_paired_per_problem_with_an_interval
     low, high = search["baseline_difference_ci"]
     assert low == pytest.approx(-1.0) and high == pytest.approx(0.5)  # resampling the two differences
     assert search["baseline_difference_flops"] == pytest.approx(-0.25)  # the FLOPs sit alike here
+
+
+# ---------------------------------------------------------------- structure of a rendered report
+
+CODE_ANSWER = "def add_one(x):\n    if x is None:\n        return None\n\treturn x + 1\n"
+CODE_REFERENCE = "    return x + 1\n"
+
+
+class ReportStructure(HTMLParser):
+    """What the structure test reads off a report page: its sections, the problems in page order, every
+    verbatim block (class, text) and the summary table's cells as text."""
+
+    def __init__(self, page: str):
+        super().__init__(convert_charrefs=True)
+        self.sections: list[str | None] = []
+        self.problems: list[str | None] = []
+        self.blocks: list[tuple[str | None, str]] = []
+        self.summary: list[list[str]] = []
+        self.images: list[str] = []
+        self._block: list[Any] | None = None
+        self._in_summary = False
+        self._cell: str | None = None
+        self.feed(page)
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        attributes = dict(attrs)
+        classes = (attributes.get("class") or "").split()
+        if tag == "h2":
+            self.sections.append(attributes.get("id"))
+        elif tag == "details" and "problem" in classes:
+            self.problems.append(attributes.get("data-problem"))
+        elif tag == "pre":
+            self._block = [attributes.get("class"), ""]
+        elif tag == "img":
+            self.images.append(attributes.get("src") or "")
+        elif tag == "table":
+            self._in_summary = "summary" in classes
+        elif tag == "tr" and self._in_summary:
+            self.summary.append([])
+        elif tag in ("td", "th") and self._in_summary:
+            self._cell = ""
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "pre" and self._block is not None:
+            self.blocks.append((self._block[0], self._block[1]))
+            self._block = None
+        elif tag == "table":
+            self._in_summary = False
+        elif tag in ("td", "th") and self._cell is not None:
+            self.summary[-1].append(" ".join(self._cell.split()))
+            self._cell = None
+
+    def handle_data(self, data: str) -> None:
+        if self._block is not None:
+            self._block[1] += data
+        if self._cell is not None:
+            self._cell += data
+
+
+def _synthetic_record(
+    strategy: str, problem: tuple[str, int | None], answers: list[str], reference: str, calls: int = 1
+) -> dict[str, Any]:
+    """A record as the runner writes it, on a backend that does not know its model's size (0 FLOPs); every
+    answer graded right (code passes its tests without equalling the reference)."""
+    usage = {"calls": calls, "prompt_tokens": 40, "completion_tokens": 20, "seconds": 0.1, "flops": 0.0}
+    identifier, index = problem
+    return {
+        "strategy": strategy,
+        "family": strategy.partition(":")[0],
+        "seed": 0,
+        "budget": None,
+        "problem": {
+            "id": identifier,
+            "question": f"Complete the function for {identifier}.",
+            "reference": reference,
+            **({"index": index} if index is not None else {}),
+        },
+        "answer": answers[0],
+        "correct": True,
+        "text": answers[0],
+        "candidates": [
+            {"text": a, "answer": a, "correct": True, "finish_reason": "stop", "usage": usage}
+            for a in answers
+        ],
+        "votes": {},
+        "usage": {**usage, "calls": calls * len(answers)},
+        "usage_by_line": {},
+        "wall_seconds": 0.2,
+    }
+
+
+def test_a_rendered_report_has_its_sections_problems_in_dataset_order_verbatim_code_and_honest_figures(
+    tmp_path: Path,
+) -> None:
+    from ponder.eval.metrics import wilson_interval
+    from ponder.eval.runner import write_summary
+
+    run = tmp_path / "run"
+    run.mkdir()
+    dataset = [("task/b", 0), ("task/a", 1), ("task/c", 2)]  # the dataset's order is not the ids' order
+    references = {"task/b": CODE_REFERENCE, "task/a": "7", "task/c": "9"}
+    answers = {"task/b": CODE_ANSWER, "task/a": "7", "task/c": "9"}
+    records = []
+    for problem in (dataset[2], dataset[0], dataset[1]):  # completion order
+        identifier = problem[0]
+        calls = 2 if identifier == "task/c" else 1  # 4/3 calls per problem on average
+        records.append(
+            _synthetic_record("greedy", problem, [answers[identifier]], references[identifier], calls)
+        )
+    (run / "records.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+    (run / "run.json").write_text(json.dumps({"dataset": "synthetic", "budgets": [1], "model": "m"}))
+    summary = write_summary(run)
+    write_outputs(run)
+
+    (greedy,) = summary["rows"]
+    assert greedy["mean_flops"] is None  # unknown in JSON is null, never 0
+    assert list(greedy["per_problem"]) == ["task/b", "task/a", "task/c"]
+    assert (greedy["ci_low"], greedy["ci_high"]) == wilson_interval(3, 3)  # every outcome 1: not [1, 1]
+    stored = json.loads((run / "summary.json").read_text())
+    assert stored["rows"][0]["mean_flops"] is None
+
+    page = ReportStructure((run / "report.html").read_text(encoding="utf-8"))
+    assert page.sections == ["run", "curves", "summary", "problems"]
+    assert page.images and page.images[0].startswith("data:image/png;base64,")
+    assert page.problems == ["task/b", "task/a", "task/c"]
+    assert ("code", CODE_ANSWER) in page.blocks  # the answer, its indentation and tab kept
+    assert ("code", CODE_REFERENCE) in page.blocks  # a reference that starts indented stays indented
+    header, row = page.summary[0], page.summary[1]
+    cells = dict(zip(header, row, strict=True))
+    low, high = wilson_interval(3, 3)
+    assert cells["accuracy [95% CI]"] == f"1.000 [{low:.3f}, {high:.3f}]" == "1.000 [0.439, 1.000]"
+    assert cells["FLOPs"] == "unknown"
+    assert cells["calls"] == "1.3"
+    assert "truncated" not in cells  # no sample was cut off
+
+
+def test_the_report_lists_a_real_runs_problems_in_dataset_order_when_they_finish_out_of_order(
+    tmp_path: Path,
+) -> None:
+    import asyncio
+
+    from ponder.backends import GenRequest, Reply, ScriptedBackend
+    from ponder.eval.runner import EvalConfig, run_eval
+    from ponder.eval.store import RecordStore
+
+    data = tmp_path / "data.jsonl"
+    data.write_text("".join(json.dumps({"question": f"problem {i}", "answer": i}) + "\n" for i in (1, 2, 3)))
+
+    def script(request: GenRequest, index: int) -> Reply:
+        number = request.messages[-1].content.split()[-1]
+        return Reply(
+            f"so \\boxed{{{number}}}", delay=0.3 if number == "1" else 0.0
+        )  # the first finishes last
+
+    config = EvalConfig(f"jsonl:{data}", ["greedy"], [1], model="scripted", concurrency=4)
+    run = tmp_path / "run"
+    asyncio.run(run_eval(config, ScriptedBackend(script=script), run, show_progress=False))
+    stored = RecordStore(run).load()
+    in_file = [r["problem"]["id"] for r in stored]
+    by_index = sorted(stored, key=lambda r: r["problem"]["index"])
+    assert [r["problem"]["index"] for r in by_index] == [0, 1, 2]
+    assert in_file != [r["problem"]["id"] for r in by_index]  # completion order differs...
+    write_outputs(run)
+    page = ReportStructure((run / "report.html").read_text(encoding="utf-8"))
+    assert page.problems == [str(r["problem"]["id"]) for r in by_index]  # ...the report does not
+
+
+# ---------------------------------------------------------------- plots
+
+
+def _crowded_summary() -> dict:
+    """Seven strategies bunched at similar costs and accuracies: labels and legends would collide."""
+    rows = []
+    for offset, name in enumerate(
+        [
+            "self-consistency",
+            "best-of-n",
+            "self-consistency on best-of-n",
+            "beam-search",
+            "dvts",
+            "mcts",
+            "x-plugin",
+        ]
+    ):
+        for budget in (1, 2, 4, 8):
+            rows.append(
+                _row(
+                    name,
+                    budget,
+                    0.5 + 0.02 * offset + 0.01 * budget,
+                    100.0 * budget * (1 + 0.05 * offset),
+                    0.6,
+                )
+            )
+    return {"run": {"dataset": "d", "model": "m", "problems": 3}, "rows": rows}
+
+
+def _line_colors(figure: Any) -> dict[str, set[str]]:
+    from matplotlib.colors import to_hex
+
+    colors: dict[str, set[str]] = {}
+    for axes in figure.axes:
+        for line in axes.get_lines():
+            if not line.get_label().startswith("_"):
+                colors.setdefault(line.get_label(), set()).add(to_hex(line.get_color()))
+    return colors
+
+
+def test_a_strategy_keeps_its_colour_in_every_panel_and_every_run() -> None:
+    from ponder.eval.plots import COLORS, curve_style, curves_figure
+
+    first = _line_colors(curves_figure(_summary()))
+    other = _summary()
+    other["rows"] = [r for r in other["rows"] if r["strategy"] != "self-consistency"]  # fewer curves
+    second = _line_colors(curves_figure(other))
+    assert first["best-of-n"] == second["best-of-n"] == {COLORS["best-of-n"]}  # one colour, all panels
+    assert first["self-consistency"] == {COLORS["self-consistency"]}
+    ruled = curve_style("self-consistency on best-of-n:max_tokens=512")
+    assert ruled.color == COLORS["self-consistency"] and ruled.linestyle == "--"
+    assert curve_style("self-consistency:max_tokens=512").linestyle == "-"
+
+
+def test_a_strategy_outside_the_table_gets_the_same_colour_in_every_process() -> None:
+    import subprocess
+    import sys
+
+    code = "from ponder.eval.plots import curve_style; print(curve_style('my-plugin:depth=3'))"
+    seen = {
+        subprocess.run(
+            [sys.executable, "-c", code],
+            capture_output=True,
+            text=True,
+            check=True,
+            env={**__import__("os").environ, "PYTHONHASHSEED": seed},
+            timeout=60,
+        ).stdout
+        for seed in ("1", "2")
+    }
+    assert len(seen) == 1
+
+
+def test_the_legend_sits_outside_the_data_and_budget_labels_never_collide() -> None:
+    from ponder.eval.plots import curves_figure
+
+    figure = curves_figure(_crowded_summary())
+    renderer = figure.canvas.get_renderer()
+    (legend,) = figure.legends
+    legend_box = legend.get_window_extent(renderer)
+    assert not any(legend_box.overlaps(axes.get_window_extent(renderer)) for axes in figure.axes)
+    assert len(legend.get_texts()) == 7
+    placed = 0
+    for axes in figure.axes:
+        boxes = [text.get_window_extent(renderer) for text in axes.texts]
+        placed += len(boxes)
+        inside = axes.get_window_extent(renderer)
+        for i, box in enumerate(boxes):
+            assert inside.contains(box.x0, box.y0) and inside.contains(box.x1, box.y1)
+            assert not any(box.overlaps(other) for other in boxes[i + 1 :])
+            for line in axes.get_lines():  # nor over a drawn point
+                for x, y in axes.transData.transform(line.get_xydata()):
+                    assert not box.contains(x, y)
+    assert placed >= 20  # most of the 28 points per panel keep their label
