@@ -6,6 +6,8 @@ place (``EXIT_CODES``) and the server (later) maps them to HTTP statuses, so not
 
 from __future__ import annotations
 
+import difflib
+
 
 class PonderError(Exception):
     """Base class of every error ponder raises on purpose."""
@@ -20,11 +22,21 @@ class UsageError(PonderError):
 
 
 class UnknownNameError(UsageError):
-    """A strategy, scorer, backend, model or dataset name that is not registered."""
+    """A strategy, scorer, backend, model or dataset name that is not registered.
+
+    The message suggests the closest valid names (a typo is the usual cause) before listing them all.
+    """
 
     def __init__(self, kind: str, name: str, valid: list[str]):
         self.kind, self.name, self.valid = kind, name, sorted(valid)
-        super().__init__(f"unknown {kind} {name!r}; valid names: {', '.join(self.valid)}")
+        self.suggestions = did_you_mean(name, self.valid)
+        super().__init__(f"unknown {kind} {name!r}{self.suggestions}; valid names: {', '.join(self.valid)}")
+
+
+def did_you_mean(name: str, valid: list[str]) -> str:
+    """`` (did you mean 'temperature'?)`` for the valid names closest to a misspelt one, else ``""``."""
+    close = difflib.get_close_matches(name, valid, n=2, cutoff=0.6)
+    return f" (did you mean {' or '.join(map(repr, close))}?)" if close else ""
 
 
 class OptionError(UsageError):
