@@ -232,3 +232,34 @@ def test_answers_notes_and_specs_print_their_brackets() -> None:
     text = console.export_text()
     assert text.count("[b]7[/b]") == 2 and "scorer=[judge:mode=verbal]" in text
     assert "note: budget: calls budget met [1 of 1]" in text
+
+
+def test_a_misspelt_strategy_scorer_option_or_model_gets_a_did_you_mean(capsys) -> None:
+    assert main(["solve", "x", "--strategy", "self-consistancy"]) == 2
+    error = capsys.readouterr().err
+    assert "unknown strategy 'self-consistancy' (did you mean 'self-consistency'" in error
+    assert "valid names: adaptive-consistency, " in error
+    assert main(["solve", "x", "--strategy", "best-of-n:scorer=jduge"]) == 2
+    assert "unknown scorer 'jduge' (did you mean 'judge'?)" in capsys.readouterr().err
+    assert main(["solve", "x", "--strategy", "self-consistency:temprature=0.3,nn=3"]) == 2
+    error = capsys.readouterr().err
+    assert "no option 'nn' (did you mean 'n'?), 'temprature' (did you mean 'temperature'?)" in error
+    assert main(["solve", "x", "--model", "qwen-1.5b"]) == 2
+    assert "unknown model 'qwen-1.5b' (did you mean 'qwen2.5-coder-1.5b'?)" in capsys.readouterr().err
+    assert main(["solve", "x", "--strategy", "zzzz"]) == 2
+    assert "unknown strategy 'zzzz'; valid names:" in capsys.readouterr().err  # nothing close: no guess
+
+
+@pytest.mark.parametrize(
+    ("argv", "hint"),
+    [
+        (["solv", "x"], "(did you mean 'solve'?)"),
+        (["strategy"], "(did you mean 'strategies'?)"),
+        (["solve", "x", "--jsn"], "(did you mean '--json'?)"),
+    ],
+)
+def test_a_misspelt_command_or_flag_gets_a_did_you_mean(argv: list[str], hint: str, capsys) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code == 2
+    assert hint in capsys.readouterr().err

@@ -14,7 +14,7 @@ from typing import Annotated, Any, ClassVar, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from ponder.core.errors import OptionError, UnknownNameError, UsageError
+from ponder.core.errors import OptionError, UnknownNameError, UsageError, did_you_mean
 
 T = TypeVar("T")
 
@@ -192,8 +192,9 @@ class Registry(Generic[T]):
         valid = sorted(model.model_fields)
         unknown = sorted(set(values) - set(valid))
         if unknown:
+            named = ", ".join(f"{name!r}{did_you_mean(name, valid)}" for name in unknown)
             raise OptionError(
-                f"{self.kind} {spec.name!r} has no option {', '.join(map(repr, unknown))}; "
+                f"{self.kind} {spec.name!r} has no option {named}; "
                 f"valid options: {', '.join(valid) or '(none)'}"
             )
         try:
