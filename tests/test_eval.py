@@ -251,48 +251,6 @@ async def test_stored_samples_are_reaggregated_offline_with_another_rule(tmp_pat
     assert not any(" on " in r["strategy"] for r in again["rows"]) and len(backend.requests) == requests
 
 
-async def test_capacity_counts_samples_in_flight() -> None:
-    import asyncio
-
-    from ponder.eval.runner import Capacity
-
-    capacity = Capacity(4)
-    in_flight, peak = 0, 0
-
-    async def unit(samples: int) -> None:
-        nonlocal in_flight, peak
-        async with capacity.hold(samples):
-            in_flight += min(samples, 4)
-            peak = max(peak, in_flight)
-            await asyncio.sleep(0.01)
-            in_flight -= min(samples, 4)
-
-    await asyncio.wait_for(asyncio.gather(*(unit(n) for n in (16, 1, 2, 3, 4, 1, 1, 16))), timeout=5)
-    assert peak == 4 and capacity.free == 4  # a 16-sample unit takes all 4 and still runs
-
-
-async def test_capacity_serves_units_in_the_order_they_asked() -> None:
-    """A small unit asking later does not overtake a large one waiting for room."""
-    import asyncio
-
-    from ponder.eval.runner import Capacity
-
-    capacity = Capacity(4)
-    started: list[str] = []
-
-    async def unit(name: str, samples: int, hold: float) -> None:
-        async with capacity.hold(samples):
-            started.append(name)
-            await asyncio.sleep(hold)
-
-    first = asyncio.create_task(unit("one-call A", 1, 0.05))
-    await asyncio.sleep(0)
-    rest = [asyncio.create_task(unit(name, n, 0.01)) for name, n in (("search", 4), ("one-call B", 1))]
-    await asyncio.wait_for(asyncio.gather(first, *rest), timeout=5)
-    assert started == ["one-call A", "search", "one-call B"]  # B had room at once, but waited its turn
-    assert capacity.free == 4 and not capacity.queue
-
-
 def judging_script():
     """Solves like ``make_script``; as a verbal judge, rates a solution 10 when its answer is right."""
     solve = make_script()

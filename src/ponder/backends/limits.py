@@ -28,7 +28,7 @@ import contextlib
 import heapq
 import itertools
 import statistics
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextvars import ContextVar
 from dataclasses import dataclass
 
@@ -37,6 +37,11 @@ from ponder.core.errors import UsageError
 #: A request's place in line for a slot: lower goes first, equal ones in arrival order. Set in the task
 #: that makes the requests (a context variable reaches the backend without passing through strategies).
 REQUEST_PRIORITY: ContextVar[int] = ContextVar("request_priority", default=0)
+
+#: Told, with a request's ``n``, when a request's reply has come back, before the ``generate`` call that
+#: made it returns (its other requests may still be out). The eval runner sets it to count samples
+#: outstanding one request at a time, so a problem's stragglers do not hold slots it has given back.
+SAMPLES_ANSWERED: ContextVar[Callable[[int], None] | None] = ContextVar("samples_answered", default=None)
 
 #: highest limit ``auto`` may reach when no maximum is given (vLLM's and SGLang's default batch sizes)
 ADAPTIVE_CEILING = 256

@@ -51,7 +51,7 @@ from ponder.backends.base import (
     split_proportionally,
 )
 from ponder.backends.chat_template import ChatTemplate
-from ponder.backends.limits import InFlightLimit, InFlightPolicy
+from ponder.backends.limits import SAMPLES_ANSWERED, InFlightLimit, InFlightPolicy
 from ponder.core.errors import (
     BackendError,
     BackendFailedError,
@@ -358,6 +358,8 @@ class OpenAIBackend(Backend):
                     break
             await asyncio.sleep(delay)
             attempt += 1
+        if (answered := SAMPLES_ANSWERED.get()) is not None:
+            answered(request.n)
         reply = self._validate(content, url)
         counts, estimated = await self._counts(reply, request, url)
         permit.succeeded(seconds, max(counts, default=0))

@@ -2,19 +2,17 @@
 
 Work is the cross product of strategies × seeds × problems (× budgets for strategies that cannot be
 sample-banked). Sampling strategies run once at the largest budget; smaller budgets are derived from
-their stored samples (``ponder.eval.summary``). Problems run concurrently; each finished unit is
-appended to the store at once, so ``--resume`` after a crash repeats nothing and loses nothing.
+their stored samples (``ponder.eval.summary``). Units start in plan order whenever the backend has a
+slot to spare (``ponder.eval.schedule``); each finished unit is appended to the store at once, so
+``--resume`` after a crash repeats nothing and loses nothing.
 """
 
 from __future__ import annotations
 
 import asyncio
-import collections
-import contextlib
 import json
 import time
 from collections import defaultdict
-from collections.abc import AsyncIterator
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -40,6 +38,7 @@ from ponder.core.types import Problem, Result
 from ponder.eval.identity import StrategyId
 from ponder.eval.metrics import stable_seed
 from ponder.eval.rescore import load_rescores
+from ponder.eval.schedule import Admission, CountedBackend, run_in_order
 from ponder.eval.store import RecordStore, record_key
 from ponder.eval.summary import match_baseline, summarize
 from ponder.strategies import STRATEGIES, Strategy
@@ -57,8 +56,9 @@ class EvalConfig:
     seeds: int = 1
     limit: int | None = None
     model: str = ""
-    #: samples in flight at once (a problem drawing n samples holds min(n, concurrency) of them)
-    concurrency: int = 4
+    #: most samples asked of the backend at once (None: its in-flight limit, fixed or adapting); a unit
+    #: starts when fewer are out, so the next problems' samples fill the slots stragglers leave idle
+    concurrency: int | None = None
     command: str = ""
     #: selection rules re-applied offline to the stored samples (``ponder.eval.summary.summarize``)
     rules: list[str] = field(default_factory=list)
@@ -101,42 +101,6 @@ class Unit:
     @property
     def key(self) -> tuple[str, int, str, int | None]:
         return (self.strategy.spec, self.seed, str(self.problem.id), self.budget)
-
-
-class Capacity:
-    """A first-come, first-served limit on samples in flight, where each unit takes as many as it draws.
-
-    With a plain per-problem limit, four 16-sample problems would interleave their 64 requests and
-    finish together at the end; holding min(n, capacity) lets one problem fill the backend's slots and
-    finish (and be stored) before the next starts, at the same throughput. Units are served in the
-    order they asked, so one-call strategies of later problems cannot keep overtaking a 4-sample search
-    waiting on an earlier one (the plan's problem-by-problem order holds).
-    """
-
-    def __init__(self, total: int):
-        self.total = total
-        self.free = total
-        self.condition = asyncio.Condition()
-        self.queue: collections.deque[object] = collections.deque()
-
-    @contextlib.asynccontextmanager
-    async def hold(self, amount: int) -> AsyncIterator[None]:
-        amount = max(1, min(amount, self.total))
-        ticket = object()
-        async with self.condition:
-            self.queue.append(ticket)
-            try:
-                await self.condition.wait_for(lambda: self.queue[0] is ticket and self.free >= amount)
-            finally:
-                self.queue.remove(ticket)
-                self.condition.notify_all()  # the next in line may fit now
-            self.free -= amount
-        try:
-            yield
-        finally:
-            async with self.condition:
-                self.free += amount
-                self.condition.notify_all()
 
 
 def plan(config: EvalConfig, problems: list[Problem]) -> list[Unit]:
@@ -337,29 +301,33 @@ async def run_eval(
             todo = reuse_records(Path(source), config, todo, store, console)
 
     await backend.start()
-    capacity = Capacity(max(config.concurrency, 1))
+    admission = Admission(backend, config.concurrency)
+    counted = CountedBackend.around(backend, admission=admission)
     progress = EvalProgress(len(todo), console, show_progress)
+    finishing: set[asyncio.Future[None]] = set()
+
+    async def keep(unit: Unit, result: Result) -> None:
+        marks, correct = await grade(dataset, unit.problem, result)
+        record = to_record(unit, result, marks, correct)
+        store.append(record)
+        progress.advance(unit.identity, record)
 
     async def work(unit: Unit) -> None:
-        async with capacity.hold(unit.samples):
-            seed = stable_seed(unit.seed, unit.problem.id) % 2**31
-            ledger = Ledger(Budget.parse(config.budget))
-            ctx = Context.for_dataset(dataset, backend, seed, ledger, backends)
-            result = await unit.strategy.solve(unit.problem, ctx)
-            marks, correct = await grade(dataset, unit.problem, result)
-            record = to_record(unit, result, marks, correct)
-            store.append(record)
-            progress.advance(unit.identity, record)
+        seed = stable_seed(unit.seed, unit.problem.id) % 2**31
+        ledger = Ledger(Budget.parse(config.budget))
+        ctx = Context.for_dataset(dataset, counted, seed, ledger, backends)
+        result = await unit.strategy.solve(unit.problem, ctx)
+        # grading and storing finish even when another unit's failure stops the run: work paid for is kept
+        kept = asyncio.ensure_future(keep(unit, result))
+        finishing.add(kept)
+        await asyncio.shield(kept)
 
     backends = Backends()  # the other models the run's strategies name, one client each for the run
     with progress.progress:
-        tasks = [asyncio.create_task(work(unit)) for unit in todo]
         try:
-            await asyncio.gather(*tasks)
+            await run_in_order(todo, work, admission)
         finally:
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            await asyncio.gather(*finishing, return_exceptions=True)
             await backends.close()
     return write_summary(directory, config)
 
