@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from ponder.eval.figures import calls, flops
 from ponder.eval.metrics import (
     bootstrap_ci,
+    difference_interval,
     interpolate_log,
     outcome_interval,
     pass_at_k,
@@ -117,6 +118,16 @@ def test_fractional_outcomes_keep_the_bootstrap_and_fall_back_to_wilson_when_all
         assert low <= value <= high and high - low > 0.15
     with pytest.raises(ValueError):
         outcome_interval([1.5])
+
+
+def test_paired_differences_that_all_agree_get_an_interval_of_the_problems_that_might_not() -> None:
+    bound = wilson_interval(0, 50)[1]  # 0.071: at most this share of problems could differ
+    assert difference_interval([0.0] * 50) == pytest.approx((-bound, bound))  # was [0, 0]
+    low, high = difference_interval([1.0] * 50)  # right on every problem the baseline missed
+    assert low == pytest.approx(1.0 - 2 * bound) and high == 1.0
+    assert difference_interval([-1.0] * 50) == pytest.approx((-1.0, -1.0 + 2 * bound))
+    mixed = [0.0, 0.5, -1.0, 1.0] * 5
+    assert difference_interval(mixed, seed=2) == bootstrap_ci(mixed, seed=2)
 
 
 @given(

@@ -121,6 +121,28 @@ def outcome_interval(values: Sequence[float], seed: int = 0, level: float = 0.95
     return bootstrap_ci(values, seed=seed, level=level)
 
 
+def difference_interval(
+    differences: Sequence[float], seed: int = 0, level: float = 0.95
+) -> tuple[float, float]:
+    """A ``level`` interval of the mean of paired per-problem differences in [-1, 1] (a strategy's
+    accuracy minus the baseline's, problem by problem).
+
+    The percentile bootstrap over problems, except where every difference is the same value d (two
+    strategies that agreed on every problem): the bootstrap would print the point [d, d], as if no
+    other problem could ever part them. There, the share of problems on which the difference is not d
+    is at most the Wilson upper bound for none seen among n, u, and each such problem moves the mean
+    by at most the distance from d to the end of [-1, 1] it moves towards:
+    [d - u·(1 + d), d + u·(1 - d)].
+    """
+    if not differences:
+        return (float("nan"), float("nan"))
+    if len(set(differences)) > 1:
+        return bootstrap_ci(differences, seed=seed, level=level)
+    same = differences[0]
+    _, bound = wilson_interval(0, len(differences), level)
+    return (max(-1.0, same - bound * (1.0 + same)), min(1.0, same + bound * (1.0 - same)))
+
+
 def log_position(costs: Sequence[float], cost: float) -> tuple[int, int, float] | None:
     """Where ``cost`` falls on increasing positive ``costs``: the neighbouring indices and the share of
     the way from the first to the second, in log(cost). ``None`` outside the range (or at cost <= 0)."""

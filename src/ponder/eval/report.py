@@ -173,6 +173,7 @@ table { border-collapse: collapse; margin: .4em 0 .8em; }
 th, td { padding: .25em .7em; border-bottom: 1px solid #e5e5e5; text-align: right; vertical-align: top; }
 th { background: #f3f3f5; } td.left, th.left { text-align: left; }
 .ci { color: #777; font-size: .9em; display: block; white-space: nowrap; }
+table.summary { font-size: 13px; } table.summary th, table.summary td { padding: .25em .5em; }
 table.summary td:not(.left) { white-space: nowrap; } table.summary th { vertical-align: bottom; }
 .nobr { white-space: nowrap; } div.wide { overflow-x: auto; }
 p.note { color: #666; font-size: .9em; max-width: 70em; }

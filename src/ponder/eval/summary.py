@@ -19,7 +19,7 @@ from typing import Any
 from ponder.core.types import Candidate, Usage
 from ponder.eval.identity import StrategyId
 from ponder.eval.metrics import (
-    bootstrap_ci,
+    difference_interval,
     log_position,
     mean,
     outcome_interval,
@@ -325,8 +325,9 @@ def match_baseline(rows: list[dict[str, Any]], baseline: str = "self-consistency
     difference ``baseline_difference`` (row minus baseline) with a bootstrap interval over problems
     ``baseline_difference_ci``. The interpolation is linear in accuracy, so each problem's baseline is
     the same mix of its two neighbouring budgets; the per-problem differences are what the interval
-    resamples. None where the row's cost falls outside the curve's measured range, or the baseline
-    lacks some of its problems.
+    resamples (``difference_interval``: never a point where they are all equal). None where the row's
+    cost falls outside the curve's measured range, the cost is unknown, or the baseline lacks some of
+    its problems.
     """
     curves = [StrategyId.parse(r["strategy"]) for r in rows]
     candidates = [identity for identity in curves if identity.selector == baseline]
@@ -358,7 +359,7 @@ def match_baseline(rows: list[dict[str, Any]], baseline: str = "self-consistency
             differences = [own[p]["accuracy"] - base[p] for p in own]
             row[f"baseline_accuracy{suffix}"] = mean(list(base.values()))
             row[f"baseline_difference{suffix}"] = mean(differences)
-            interval = bootstrap_ci(
+            interval = difference_interval(
                 differences, seed=stable_seed(seed, row["strategy"], row.get("budget"), cost)
             )
             row[f"baseline_difference_ci{suffix}"] = list(interval)
