@@ -7,18 +7,25 @@ under ``asyncio.wait_for``, so each test ends within seconds.
 from __future__ import annotations
 
 import asyncio
+import json
 import statistics
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
 
 import pytest
 from slot_server import SlotServer
 
 from ponder.backends import make_backend
-from ponder.backends.base import GenRequest
-from ponder.backends.limits import REQUEST_PRIORITY, InFlightLimit, InFlightPolicy
+from ponder.backends.base import Backend, Generation, GenRequest
+from ponder.backends.limits import REQUEST_PRIORITY, SAMPLES_ANSWERED, InFlightLimit, InFlightPolicy
 from ponder.backends.openai import OpenAIBackend, server_capabilities
 from ponder.backends.replicas import ReplicaBackend
 from ponder.core.errors import BackendRejectedError, UsageError
-from ponder.core.types import Message
+from ponder.core.types import Message, Usage
+from ponder.eval.runner import EvalConfig, run_eval
+from ponder.eval.schedule import Admission, CountedBackend, run_in_order
+from ponder.eval.store import RecordStore
 
 REQUEST = GenRequest(messages=(Message("user", "2+2?"),), max_tokens=64)
 
@@ -160,7 +167,10 @@ async def test_adaptive_limit_backs_off_on_429() -> None:
 
 # -- replicas -------------------------------------------------------------------------------------------
 async def test_replicas_share_the_work_by_outstanding_samples() -> None:
-    with SlotServer(slots=4, lengths=(5, 15)) as first, SlotServer(slots=4, lengths=(5, 15), seed=1) as second:
+    with (
+        SlotServer(slots=4, lengths=(5, 15)) as first,
+        SlotServer(slots=4, lengths=(5, 15), seed=1) as second,
+    ):
         backend = make_backend("m", [first.url, second.url], server="llama-server", max_in_flight=4)
         assert isinstance(backend, ReplicaBackend) and backend.in_flight_limit() == 8
         results = await asyncio.wait_for(backend.generate([REQUEST.with_(n=8)] * 6), timeout=30)
@@ -199,3 +209,116 @@ async def test_a_refusal_is_the_request_s_fault_and_is_not_sent_to_another_repli
 def test_replicas_must_serve_one_model() -> None:
     with pytest.raises(UsageError, match="one model"):
         ReplicaBackend.of([backend_at("http://127.0.0.1:9/v1"), OpenAIBackend(model="other")])
+
+
+# -- eval scheduling ----------------------------------------------------------------------------------------
+@dataclass
+class Samples(Backend):
+    """Each sample holds one of ``slots`` for ``durations[prompt][i]`` seconds and says when it is back;
+    the log holds (event, prompt, time) for starts and ends."""
+
+    durations: dict[str, list[float]] = field(default_factory=dict)
+    slots: int = 4
+    #: the in-flight limit it reports (default: its slots); more lets a scheduler queue work in it
+    reported: int | None = None
+    log: list[tuple[str, str, float]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.limit = InFlightLimit(InFlightPolicy.fixed(self.slots))
+
+    def in_flight_limit(self) -> int:
+        return self.reported or self.slots
+
+    async def generate(self, requests: list[GenRequest]) -> list[list[Generation]]:
+        async def sample(prompt: str, index: int) -> Generation:
+            async with self.limit.slot():
+                self.log.append(("start", prompt, time.monotonic()))
+                await asyncio.sleep(self.durations[prompt][index])
+                self.log.append(("end", prompt, time.monotonic()))
+            if (answered := SAMPLES_ANSWERED.get()) is not None:
+                answered(1)
+            return Generation("x", "stop", 1, Usage(calls=1, completion_tokens=1))
+
+        async def one(request: GenRequest) -> list[Generation]:
+            prompt = request.messages[-1].content
+            return list(await asyncio.gather(*(sample(prompt, i) for i in range(request.n))))
+
+        return list(await asyncio.gather(*(one(request) for request in requests)))
+
+
+async def test_the_next_unit_fills_the_slots_a_straggler_leaves() -> None:
+    """Unit A's three short samples come back at once; its fourth takes long. B and C start in their
+    slots then, in order, long before A ends; D waits until there is room."""
+    short, long = 0.01, 0.3
+    durations = {"A": [short, short, short, long], "B": [short] * 2, "C": [short] * 2, "D": [short] * 2}
+    backend = Samples("m", durations=durations, slots=4)
+    admission = Admission(backend)
+    counted = CountedBackend.around(backend, admission=admission)
+
+    async def unit(prompt: str) -> None:
+        await counted.generate([REQUEST.with_(messages=(Message("user", prompt),), n=len(durations[prompt]))])
+
+    await asyncio.wait_for(run_in_order(list(durations), unit, admission), timeout=10)
+    first_start = {p: min(t for e, q, t in backend.log if e == "start" and q == p) for p in durations}
+    a_end = max(t for e, q, t in backend.log if e == "end" and q == "A")
+    assert first_start["B"] < a_end - long / 2 and first_start["C"] < a_end - long / 2
+    assert first_start["A"] <= first_start["B"] <= first_start["C"] <= first_start["D"]
+    assert admission.outstanding == 0
+
+
+async def test_an_earlier_unit_s_next_round_goes_before_later_units() -> None:
+    """Units keep their plan position as priority: A's second request, asked while B and C already wait
+    for the one slot, is served before them (first come, first served would serve it last)."""
+    durations = {"A": [0.1], "A2": [0.01], "B": [0.01], "C": [0.01]}
+    backend = Samples("m", durations=durations, slots=1, reported=4)  # B and C queue while A runs
+    admission = Admission(backend)
+    counted = CountedBackend.around(backend, admission=admission)
+
+    async def ask(prompt: str, after: float = 0.0) -> None:
+        await asyncio.sleep(after)
+        await counted.generate([REQUEST.with_(messages=(Message("user", prompt),))])
+
+    async def unit(prompt: str) -> None:
+        await asyncio.gather(ask(prompt), *([ask("A2", after=0.03)] if prompt == "A" else []))
+
+    await asyncio.wait_for(run_in_order(["A", "B", "C"], unit, admission), timeout=10)
+    assert [q for e, q, _ in backend.log if e == "start"] == ["A", "A2", "B", "C"]
+
+
+async def test_a_failing_unit_stops_the_run_and_admits_nothing_more() -> None:
+    backend = Samples("m", durations={"ok": [0.01]}, slots=1)
+    admission = Admission(backend)
+    counted = CountedBackend.around(backend, admission=admission)
+    started: list[str] = []
+
+    async def unit(prompt: str) -> None:
+        started.append(prompt)
+        if prompt == "bad":
+            raise BackendRejectedError("refused", 400)
+        await counted.generate([REQUEST.with_(messages=(Message("user", "ok"),))])
+
+    with pytest.raises(BackendRejectedError):
+        await asyncio.wait_for(run_in_order(["ok", "bad", "ok", "ok"], unit, admission), timeout=10)
+    assert started == ["ok", "bad"]
+
+
+async def test_eval_keeps_the_slots_of_a_server_busy(tmp_path: Path) -> None:
+    """self-consistency@8 on 12 problems against 8 slots with random-length samples: the next problems'
+    samples fill what stragglers leave (a client that waits for each problem's slowest sample keeps
+    about 0.6 of the slots busy here; benchmarks/slot_occupancy.py compares the two)."""
+    dataset = tmp_path / "data.jsonl"
+    dataset.write_text(
+        "".join(json.dumps({"question": f"problem {i}", "answer": 4}) + "\n" for i in range(12))
+    )
+    config = EvalConfig(
+        dataset=f"jsonl:{dataset}", strategies=["self-consistency:n=8"], budgets=[8], model="m"
+    )
+    with SlotServer(slots=8, seconds_per_token=0.002, lengths=(20, 120)) as server:
+        backend = backend_at(server.url, 8)
+        await asyncio.wait_for(run_eval(config, backend, tmp_path / "run", show_progress=False), timeout=60)
+        await backend.close()
+        occupancy = server.occupancy()
+    records = RecordStore(tmp_path / "run").load()
+    assert len(records) == 12 and all(len(r["candidates"]) == 8 and r["correct"] for r in records)
+    assert server.peak_held <= 8 and server.served == 96
+    assert occupancy >= 0.85, occupancy
