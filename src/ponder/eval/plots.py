@@ -38,7 +38,7 @@ COLORS = {
     "debate": "#8c564b",
     "pipeline": "#e377c2",
     "test-select": "#bcbd22",
-    "adaptive-consistency": "#17becf",
+    "adaptive-consistency": "#c51b7d",
     "plansearch": "#393b79",
     "mcts": "#843c39",
     "best-first": "#637939",
@@ -165,8 +165,8 @@ def _draw_panel(
         labels += [
             _Label(x, y, f"k={row['budget']}", style.color)
             for row, x, y in zip(points, costs, values, strict=True)
-            if row.get("budget") is not None
-        ]
+            if row.get("budget") is not None and (len(points) > 1 or row["budget"] != 1)
+        ]  # a lone point at 1 is a strategy no budget scales (greedy, debate): "k=1" would mislead
     return drawn, labels, unknown
 
 
