@@ -16,8 +16,17 @@ def add_backend_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--base-url",
+        action="append",
         default=None,
-        help="OpenAI-compatible server URL (env PONDER_BASE_URL, then OPENAI_BASE_URL)",
+        help="OpenAI-compatible server URL (env PONDER_BASE_URL, then OPENAI_BASE_URL); repeat it for "
+        "replicas of one model, load-balanced",
+    )
+    parser.add_argument(
+        "--max-in-flight",
+        default=None,
+        metavar="N|auto|auto:N",
+        help="samples in flight per server: N fixed, auto adapts (default for --base-url: grows while "
+        "latency holds, backs off on 429/5xx or queueing), auto:N adapts up to N (env PONDER_MAX_IN_FLIGHT)",
     )
     parser.add_argument(
         "--upstream-key",
@@ -55,7 +64,13 @@ def add_backend_arguments(parser: argparse.ArgumentParser) -> None:
 def backend_from_args(args: argparse.Namespace) -> Backend:
     """The backend the shared backend arguments name."""
     return make_backend(
-        args.model, args.base_url, api_key_from_args(args), args.server, args.parameters, args.chat_template
+        args.model,
+        args.base_url,
+        api_key_from_args(args),
+        args.server,
+        args.parameters,
+        args.chat_template,
+        args.max_in_flight,
     )
 
 

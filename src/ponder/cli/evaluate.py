@@ -40,9 +40,10 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     )
     evaluate.add_argument(
         "--concurrency",
-        type=int,
+        dest="max_in_flight",
         default=None,
-        help="samples in flight (default: the backend's parallel slots)",
+        metavar="N",
+        help="the same as --max-in-flight N: samples in flight per server, fixed",
     )
     evaluate.add_argument("--resume", action="store_true", help="finish an interrupted run in --out")
     evaluate.add_argument(
@@ -98,7 +99,6 @@ def command_eval(args: argparse.Namespace) -> int:
         seeds=args.seeds,
         limit=args.limit,
         model=backend.model,
-        concurrency=args.concurrency or backend.capabilities.max_concurrency,
         command=shlex.join(["ponder", *args.argv]),
         rules=list(args.rule),
         budget=args.budget,
