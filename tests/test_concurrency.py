@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 from slot_server import SlotServer
 
+import ponder
 from ponder.backends import make_backend
 from ponder.backends.base import Backend, Generation, GenRequest
 from ponder.backends.limits import REQUEST_PRIORITY, SAMPLES_ANSWERED, InFlightLimit, InFlightPolicy
@@ -322,3 +323,23 @@ async def test_eval_keeps_the_slots_of_a_server_busy(tmp_path: Path) -> None:
     assert len(records) == 12 and all(len(r["candidates"]) == 8 and r["correct"] for r in records)
     assert server.peak_held <= 8 and server.served == 96
     assert occupancy >= 0.85, occupancy
+
+
+async def test_asolve_takes_replicas_and_an_in_flight_limit() -> None:
+    with SlotServer(slots=2, lengths=(5, 10)) as first, SlotServer(slots=2, lengths=(5, 10)) as second:
+        result = await asyncio.wait_for(
+            ponder.asolve(
+                "2+2?",
+                "self-consistency:n=8",
+                base_url=[first.url, second.url],
+                model="m",
+                server="llama-server",
+                max_in_flight=2,
+            ),
+            timeout=30,
+        )
+    assert result.answer == "4" and result.usage.calls == 8
+    assert first.served + second.served == 8 and min(first.served, second.served) >= 2
+    assert first.peak_held <= 2 and second.peak_held <= 2
+    with pytest.raises(UsageError, match="max-in-flight"):
+        await ponder.asolve("2+2?", base_url=first.url, model="m", max_in_flight="lots")

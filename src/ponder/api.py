@@ -8,6 +8,7 @@ the embedded model are kept for the life of the process so that repeated calls r
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -33,9 +34,10 @@ async def asolve(
     backend: Backend | None = None,
     backends: Backends | None = None,
     model: str | None = None,
-    base_url: str | None = None,
+    base_url: str | Sequence[str] | None = None,
     api_key: str | None = None,
     server: str | None = None,
+    max_in_flight: str | int | None = None,
     seed: int | None = None,
     budget: Budget | str | None = None,
     system_prompt: str | None = MATH_SYSTEM_PROMPT,
@@ -47,8 +49,11 @@ async def asolve(
     ``options`` override the strategy's options (``n=16``, ``temperature=0.7``); unknown ones raise
     OptionError listing the valid names. ``system_prompt`` is used when the question is a plain string
     (a message list carries its own); the default asks for step-by-step reasoning and a ``\\boxed{}``
-    answer. ``backends`` supplies the pool for other models the strategy names (a server's, which maps
-    names to its upstreams); without it the call builds its own and closes it.
+    answer. ``base_url`` may list several servers of one model (replicas, load-balanced);
+    ``max_in_flight`` is each one's limit on samples in flight (N fixed, ``auto`` adaptive, the default,
+    or ``auto:N``; see ``ponder.backends.limits``). ``backends`` supplies the pool for other models the
+    strategy names (a server's, which maps names to its upstreams); without it the call builds its own
+    and closes it.
     """
     if isinstance(question, Problem):
         problem = question
@@ -60,7 +65,9 @@ async def asolve(
     chosen = strategy if isinstance(strategy, Strategy) else build_strategy(strategy, **options)
     owned = backend is None
     if backend is None:
-        backend = make_backend(model=model, base_url=base_url, api_key=api_key, server=server)
+        backend = make_backend(
+            model=model, base_url=base_url, api_key=api_key, server=server, max_in_flight=max_in_flight
+        )
     ledger = Ledger(budget if isinstance(budget, Budget) else Budget.parse(budget))
     ctx = Context(
         backend=backend,
@@ -87,9 +94,10 @@ def solve(
     backend: Backend | None = None,
     backends: Backends | None = None,
     model: str | None = None,
-    base_url: str | None = None,
+    base_url: str | Sequence[str] | None = None,
     api_key: str | None = None,
     server: str | None = None,
+    max_in_flight: str | int | None = None,
     seed: int | None = None,
     budget: Budget | str | None = None,
     system_prompt: str | None = MATH_SYSTEM_PROMPT,
@@ -117,6 +125,7 @@ def solve(
                 base_url=base_url,
                 api_key=api_key,
                 server=server,
+                max_in_flight=max_in_flight,
                 seed=seed,
                 budget=budget,
                 system_prompt=system_prompt,
