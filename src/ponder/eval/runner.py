@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 from collections import defaultdict
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -19,14 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
+from rich.markup import escape
 
 from ponder.backends.base import Backend
 from ponder.backends.pool import Backends
@@ -41,6 +33,7 @@ from ponder.eval.rescore import load_rescores
 from ponder.eval.schedule import Admission, CountedBackend, run_in_order
 from ponder.eval.store import RecordStore, record_key
 from ponder.eval.summary import match_baseline, summarize
+from ponder.progress import TaskProgress
 from ponder.strategies import STRATEGIES, Strategy
 from ponder.tasks.datasets import Dataset, load_dataset
 
@@ -247,31 +240,24 @@ def to_record(unit: Unit, result: Result, marks: list[bool], correct: bool) -> d
 
 
 class EvalProgress:
-    """Problems done, ETA, completion tokens/s and running accuracy per strategy."""
+    """Units done, elapsed, ETA, completion tokens/s and running accuracy per strategy: a live bar on a
+    terminal, ``eval: 37/250 units (15%), 80 tok/s · greedy 60%, 12m00s elapsed, ~40m left`` every
+    ``PONDER_PROGRESS_INTERVAL`` seconds in a log, and how long the run took at the end."""
 
     def __init__(self, total: int, console: Console, enabled: bool):
-        self.started = time.monotonic()
+        self.total = total
         self.tokens = 0
         self.correct: dict[str, list[bool]] = defaultdict(list)
-        self.progress = Progress(
-            TextColumn("[bold]eval"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            TextColumn("eta"),
-            TimeRemainingColumn(),
-            TextColumn("{task.fields[status]}"),
-            console=console,
-            disable=not enabled,
-        )
-        self.task = self.progress.add_task("eval", total=total, status="")
+        self.progress = TaskProgress(console, "eval", total, unit="units", quiet=not enabled)
 
     def advance(self, identity: StrategyId, record: dict[str, Any]) -> None:
         self.tokens += record["usage"]["completion_tokens"]
         self.correct[identity.family].append(bool(record["correct"]))
-        rate = self.tokens / max(time.monotonic() - self.started, 1e-9)
+        rate = self.tokens / max(self.progress.elapsed, 1e-9)
         accuracy = " ".join(f"{name} {sum(v) / len(v):.0%}" for name, v in self.correct.items())
-        self.progress.update(self.task, advance=1, status=f"{rate:.0f} tok/s · {accuracy}")
+        self.progress.update(advance=1, status=f"{rate:.0f} tok/s · {accuracy}")
+        if self.progress.completed >= self.total:
+            self.progress.done(f"eval: {self.total} units")
 
 
 async def run_eval(
@@ -287,7 +273,7 @@ async def run_eval(
     dataset = load_dataset(config.dataset)
     problems = dataset.problems()[: config.limit] if config.limit else dataset.problems()
     for reason in dataset.skipped:
-        console.print(f"[yellow]skipped[/] {reason}", highlight=False)
+        console.print(f"[yellow]skipped[/] {escape(reason)}", highlight=False)  # [brackets] in it are text
     units = plan(config, problems)
     store = RecordStore(directory)
     finished = store.load(repair=True)
