@@ -343,3 +343,14 @@ async def test_asolve_takes_replicas_and_an_in_flight_limit() -> None:
     assert first.peak_held <= 2 and second.peak_held <= 2
     with pytest.raises(UsageError, match="max-in-flight"):
         await ponder.asolve("2+2?", base_url=first.url, model="m", max_in_flight="lots")
+
+
+def test_serve_upstreams_take_an_in_flight_limit() -> None:
+    from ponder.server.run import parse_upstreams
+
+    [fixed] = parse_upstreams(["m=http://127.0.0.1:9/v1"], max_in_flight="3")
+    [adaptive] = parse_upstreams(["m=http://127.0.0.1:9/v1"], server="vllm")
+    assert fixed.backend.in_flight_limit() == 3 and not fixed.backend.in_flight_policy().adaptive
+    assert adaptive.backend.in_flight_policy() == InFlightPolicy(64, 256, adaptive=True)
+    with pytest.raises(UsageError, match="max-in-flight"):
+        parse_upstreams(["m=http://127.0.0.1:9/v1"], max_in_flight="auto:0")

@@ -48,6 +48,12 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     )
     serve.add_argument("--max-budget-tokens", type=int, default=None, help="token cap for every request")
     serve.add_argument("--max-in-flight", type=int, default=64, help="concurrent requests before 429")
+    serve.add_argument(
+        "--upstream-max-in-flight",
+        default=None,
+        metavar="N|auto|auto:N",
+        help="samples in flight per --upstream server: N fixed, auto adapts (the default), auto:N up to N",
+    )
     serve.add_argument("--request-timeout", type=float, default=600.0, help="seconds before 504")
     serve.add_argument("--log-level", default="info")
     serve.add_argument(
@@ -103,7 +109,7 @@ def command_serve(args: argparse.Namespace) -> int:
     from ponder.server import ServerSettings, Upstream
     from ponder.server.run import load_keys, parse_preset, parse_upstreams, serve
 
-    upstreams = parse_upstreams(args.upstream, args.server, args.request_timeout)
+    upstreams = parse_upstreams(args.upstream, args.server, args.request_timeout, args.upstream_max_in_flight)
     if args.model or not upstreams:
         backend = embedded_backend(args.model)
         upstreams.insert(0, Upstream(backend.model, backend))

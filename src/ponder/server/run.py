@@ -25,8 +25,11 @@ def upstream_key(name: str) -> str | None:
     return os.environ.get(specific) or os.environ.get("PONDER_UPSTREAM_KEY") or None
 
 
-def parse_upstream(text: str, server: str = "generic", timeout: float = 600.0) -> Upstream:
-    """``NAME=URL``: the model id NAME (routed by the request's model name) served at URL."""
+def parse_upstream(
+    text: str, server: str = "generic", timeout: float = 600.0, max_in_flight: str | int | None = None
+) -> Upstream:
+    """``NAME=URL``: the model id NAME (routed by the request's model name) served at URL, with at most
+    ``max_in_flight`` samples in flight (``--upstream-max-in-flight``: N, ``auto`` or ``auto:N``)."""
     name, sep, url = text.partition("=")
     name, url = name.strip(), url.strip()
     if not sep or not name or not url.startswith(("http://", "https://")):
@@ -38,12 +41,18 @@ def parse_upstream(text: str, server: str = "generic", timeout: float = 600.0) -
         server=server,
         capabilities=server_capabilities(server),
         timeout=timeout,
+        max_in_flight=max_in_flight,
         label=name,  # errors the server returns name the upstream, never its URL
     )
     return Upstream(name, backend)
 
 
-def parse_upstreams(texts: list[str], server: str = "generic", timeout: float = 600.0) -> list[Upstream]:
+def parse_upstreams(
+    texts: list[str],
+    server: str = "generic",
+    timeout: float = 600.0,
+    max_in_flight: str | int | None = None,
+) -> list[Upstream]:
     """Every ``--upstream``: ``NAME=URL``, or ``*=URL`` for each model the server at URL lists.
 
     A name given twice keeps its first URL, so a model named explicitly before ``*=URL`` stays where it
@@ -54,7 +63,8 @@ def parse_upstreams(texts: list[str], server: str = "generic", timeout: float = 
         name, _, url = text.partition("=")
         names = discover_models(url.strip(), timeout) if name.strip() == "*" else [None]
         for model in names:
-            upstream = parse_upstream(text if model is None else f"{model}={url.strip()}", server, timeout)
+            given = text if model is None else f"{model}={url.strip()}"
+            upstream = parse_upstream(given, server, timeout, max_in_flight)
             upstreams.setdefault(upstream.name, upstream)
     return list(upstreams.values())
 
