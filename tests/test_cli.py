@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -263,3 +264,117 @@ def test_a_misspelt_command_or_flag_gets_a_did_you_mean(argv: list[str], hint: s
         main(argv)
     assert exit_info.value.code == 2
     assert hint in capsys.readouterr().err
+
+
+def test_strategies_listing_keeps_one_line_per_item_and_escapes_control_characters(capsys) -> None:
+    assert main(["strategies"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "strategies" and "scorers" in lines
+    # every line is a heading, a strategy (2 spaces), its options (4 spaces) or the closing hint: a
+    # "\n\n" delimiter printed raw used to start lines of its own
+    assert all(line in ("strategies", "scorers") or line.startswith("  ") for line in lines[:-1])
+    assert lines[-1].startswith("one in full: ponder strategies NAME")
+    beam = next(index for index, line in enumerate(lines) if line.startswith("  beam-search — "))
+    options = " ".join(line.strip() for line in lines[beam + 1 : beam + 3])
+    assert 'delimiter="\\n\\n"' in options and "scorer=judge" in options
+    assert all(line.rstrip() == line for line in lines)  # no trailing padding in a log
+
+
+def test_strategies_json_and_one_strategy_in_full(capsys) -> None:
+    assert main(["strategies", "--json"]) == 0
+    listing = json.loads(capsys.readouterr().out)
+    beam = next(entry for entry in listing["strategies"] if entry["name"] == "beam-search")
+    delimiter = next(option for option in beam["options"] if option["name"] == "delimiter")
+    assert delimiter == {"name": "delimiter", "type": "str", "required": False, "default": "\n\n"}
+    assert any(entry["name"] == "judge" for entry in listing["scorers"])
+    assert main(["strategies", "beam-search"]) == 0
+    out = capsys.readouterr().out
+    assert "strategy beam-search — " in out and "Literal['best', 'weighted']" in out and '"\\n\\n"' in out
+    assert main(["strategies", "prm", "--json"]) == 0
+    prm = json.loads(capsys.readouterr().out)
+    assert prm["kind"] == "scorer" and prm["options"][0]["required"] is True
+    assert main(["strategies", "beamsearch"]) == 2
+    assert "(did you mean 'beam-search'" in capsys.readouterr().err
+
+
+def test_models_json(capsys) -> None:
+    assert main(["models", "--json"]) == 0
+    listing = json.loads(capsys.readouterr().out)
+    names = [model["name"] for model in listing["models"]]
+    assert "qwen2.5-coder-1.5b" in names and sum(model["default"] for model in listing["models"]) == 1
+    assert set(listing["runtime"]) == {"ready", "path"}
+    assert main(["models"]) == 0
+    assert "llama-server runtime: " in capsys.readouterr().out
+
+
+def test_setup_json_when_everything_is_ready(tmp_path, monkeypatch, capsys) -> None:
+    from test_embedded_parts import _fake_model
+
+    from ponder.backends.embedded import models
+
+    monkeypatch.setenv("PONDER_CACHE_DIR", str(tmp_path / "cache"))
+    binary = tmp_path / "llama-server"
+    binary.write_text("#!/bin/sh\n")
+    binary.chmod(0o755)
+    monkeypatch.setenv("PONDER_LLAMA_SERVER", str(binary))
+    model, fake = _fake_model(tmp_path, [b"GGUF" + b"x" * 100])
+    monkeypatch.setitem(models.MODELS, model.name, model)
+    models.prepare_model(model.name, quiet=True, download=fake["download"])
+    assert main(["setup", "--model", model.name, "--json"]) == 0
+    captured = capsys.readouterr()
+    ready = json.loads(captured.out)
+    assert ready["runtime"] == {"path": str(binary), "built": False}
+    assert ready["model"] == {
+        "name": "fake-model",
+        "path": str(models.model_path(model.name)),
+        "assembled": False,
+    }
+    assert main(["setup", "--model", model.name]) == 0
+    err = capsys.readouterr().err
+    assert "ready: fake-model at " in err and "(nothing to do)" in err
+
+
+def test_a_first_run_builds_the_runtime_before_the_event_loop(monkeypatch, capsys) -> None:
+    """The build runs on the main thread with no loop running: Ctrl-C stops it at once, and its
+    minutes do not count against --timeout."""
+    import asyncio
+
+    from ponder.core.errors import SetupError
+
+    seen = []
+
+    def build(quiet: bool = False, **_: object) -> None:
+        try:
+            asyncio.get_running_loop()
+            seen.append("inside a loop")
+        except RuntimeError:
+            seen.append("no loop")
+        raise SetupError("stopped here by the test")
+
+    monkeypatch.setattr("ponder.backends.embedded.runtime.ensure_llama_server", build)
+    assert main(["solve", "q", "--model", "smollm2-135m", "--timeout", "1"]) == 4
+    assert seen == ["no loop"]
+    assert "stopped here by the test" in capsys.readouterr().err
+
+
+def test_piped_solve_logs_progress_lines_and_json_stays_one_document(fake_openai_server) -> None:
+    def slow(body, attempt):
+        time.sleep(0.15)
+        return 200, completion(["so \\boxed{4}"]), {}
+
+    fake = fake_openai_server(slow)
+    done = subprocess.run(
+        [*PONDER, "solve", "2+2?", "--base-url", fake.url, "--model", "m", "-s", "debate:agents=2,rounds=3"]
+        + ["--server", "generic", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        stdin=subprocess.DEVNULL,
+        env={**os.environ, "PONDER_PROGRESS_INTERVAL": "0.1"},
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["answer"] == "4"
+    lines = [line for line in done.stderr.splitlines() if line.startswith("solve: ")]
+    assert lines and all(line.endswith("elapsed") for line in lines), done.stderr
+    assert any("candidates · " in line and " tokens · " in line for line in lines), done.stderr
+    assert "\x1b[" not in done.stderr

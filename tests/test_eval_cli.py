@@ -238,3 +238,18 @@ def test_piped_eval_logs_progress_lines_and_how_long_it_took(tmp_path: Path, fak
     assert any("tok/s" in line for line in progress)
     assert any(line.startswith("eval: 12 units in ") for line in lines)
     assert "\x1b[" not in done.stderr  # no escape codes in a log
+
+
+def test_report_and_compare_json(tmp_path: Path, fake_openai_server, capsys) -> None:
+    fake = fake_openai_server(answer_doubling)
+    out = tmp_path / "run"
+    assert main(eval_args(dataset(tmp_path / "d.jsonl", count=2), fake.url, out)) == 0
+    capsys.readouterr()
+    assert main(["report", str(out), "--json"]) == 0
+    captured = capsys.readouterr()
+    report = json.loads(captured.out)
+    assert report["directory"] == str(out) and report["rows"] and "wrote" in captured.err
+    assert main(["compare", str(out), str(out), "--json"]) == 0
+    comparison = json.loads(capsys.readouterr().out)
+    assert len(comparison["runs"]) == 2 and comparison["rows"]
+    assert all(len(row["accuracy"]) == len(comparison["columns"]) for row in comparison["rows"])

@@ -111,3 +111,19 @@ def api_key_from_args(args: argparse.Namespace) -> str | None:
     if not text:
         raise UsageError(f"--upstream-key-file {key_file} is empty")
     return text
+
+
+def prepare_embedded(backend: Backend) -> None:
+    """Build the embedded runtime and assemble its model now, before the command's event loop starts.
+
+    Done here, on the main thread, so the first run shows the build's progress on stderr and Ctrl-C
+    stops the build at once (inside ``asyncio.run`` the first Ctrl-C only cancels the task, and a build
+    on a worker thread runs on until it ends). Cheap when both are cached: a ``stat`` each.
+    """
+    from ponder.backends.embedded.backend import EmbeddedBackend
+    from ponder.backends.embedded.models import prepare_model
+    from ponder.backends.embedded.runtime import ensure_llama_server
+
+    if isinstance(backend, EmbeddedBackend):
+        ensure_llama_server(quiet=backend.quiet, console=stderr)
+        prepare_model(backend.model, quiet=backend.quiet, console=stderr)

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ponder.api import build_strategy
-from ponder.cli.backend_args import add_backend_arguments, backend_from_args
+from ponder.cli.backend_args import add_backend_arguments, backend_from_args, prepare_embedded
 from ponder.cli.console import Interrupted, print_error, print_json, stderr, stdout
 from ponder.core.errors import UsageError
 from ponder.core.ledger import Budget
@@ -111,6 +111,7 @@ def command_eval(args: argparse.Namespace) -> int:
         finally:
             await backend.close()
 
+    prepare_embedded(backend)  # a first run's build and model, with progress, before the run starts
     with resume_hint(directory):
         summary = asyncio.run(run())
     write_outputs(directory)

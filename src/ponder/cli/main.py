@@ -10,6 +10,7 @@ Each is one line on stderr, never a traceback.
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import sys
 from typing import NoReturn
@@ -70,6 +71,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         stderr.print("[yellow]interrupted[/]")
         return 130
+    except BrokenPipeError:  # the reader went away (ponder strategies | head): stop quietly, as filters do
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     except Exception as error:  # noqa: BLE001 - the last resort: one line, not a traceback
         print_error(error)
         return error.exit_code if isinstance(error, PonderError) else 1

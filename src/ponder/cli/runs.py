@@ -7,11 +7,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
+import io
+import shlex
 from pathlib import Path
+from typing import Any
 
-from ponder.cli.backend_args import add_backend_arguments, backend_from_args
-from ponder.cli.console import stderr, stdout
+from rich.console import Console
+
+from ponder.cli.backend_args import add_backend_arguments, backend_from_args, prepare_embedded
+from ponder.cli.console import Interrupted, print_json, stderr, stdout
 from ponder.core.errors import UsageError
 
 
@@ -21,6 +25,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     report.add_argument(
         "--rule", action="append", default=None, help="re-aggregate stored samples with this selection rule"
     )
+    report.add_argument("--json", action="store_true", help="print the summary as JSON on stdout")
     predict = commands.add_parser(
         "predict", help="scaling laws of a run: extrapolation, saturation, optimal samples, tiny pass rates"
     )
@@ -48,10 +53,12 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     rescore.add_argument("directory", type=Path)
     rescore.add_argument("--scorer", required=True, help="scorer spec, e.g. judge:mode=verbal or [prm:MODEL]")
     rescore.add_argument("--concurrency", type=int, default=None, help="records scored at once (default 1)")
+    rescore.add_argument("--json", action="store_true", help="print the summary as JSON on stdout")
     add_backend_arguments(rescore)
     compare = commands.add_parser("compare", help="line two runs up at matched tokens")
     compare.add_argument("first", type=Path)
     compare.add_argument("second", type=Path)
+    compare.add_argument("--json", action="store_true", help="print the comparison as JSON on stdout")
     report.set_defaults(handler=command_report)
     predict.set_defaults(handler=command_predict)
     rescore.set_defaults(handler=command_rescore)
@@ -59,14 +66,26 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 
 
 def command_report(args: argparse.Namespace) -> int:
-    from ponder.eval.report import render_summary_table, write_outputs
+    from ponder.eval.report import write_outputs
     from ponder.eval.runner import write_summary
 
     summary = write_summary(args.directory, rules=args.rule)
     write_outputs(args.directory)
-    render_summary_table(summary, stdout)
-    stdout.print(f"wrote {args.directory}/summary.json, curves.png, report.html", soft_wrap=True)
+    written = f"wrote {args.directory}/summary.json, curves.png, report.html"
+    show_summary(summary, args.json, args.directory, written)
     return 0
+
+
+def show_summary(summary: dict[str, Any], as_json: bool, directory: Path, written: str) -> None:
+    """The summary table and what was written on stdout, or the summary as JSON (the note to stderr)."""
+    from ponder.eval.report import render_summary_table
+
+    if as_json:
+        print_json({"directory": str(directory), **summary})
+        stderr.print(written, soft_wrap=True, markup=False, highlight=False)
+    else:
+        render_summary_table(summary, stdout)
+        stdout.print(written, soft_wrap=True, markup=False, highlight=False)
 
 
 def command_predict(args: argparse.Namespace) -> int:
@@ -82,7 +101,7 @@ def command_predict(args: argparse.Namespace) -> int:
         wrong_cost=args.wrong_cost,
     )
     if args.json:
-        print(json.dumps(prediction, indent=2))
+        print_json(prediction)
     else:
         render_predictions(prediction, stdout)
     if not args.no_plot:
@@ -92,7 +111,7 @@ def command_predict(args: argparse.Namespace) -> int:
 
 
 def command_rescore(args: argparse.Namespace) -> int:
-    from ponder.eval.report import check_plotting, render_summary_table, write_outputs
+    from ponder.eval.report import check_plotting, write_outputs
     from ponder.eval.rescore import rescore_run
     from ponder.eval.runner import write_summary
     from ponder.scorers import SCORERS
@@ -109,12 +128,22 @@ def command_rescore(args: argparse.Namespace) -> int:
         finally:
             await backend.close()
 
-    rule = asyncio.run(run())
+    prepare_embedded(backend)  # a judge on the embedded model: its first build, with progress, now
+    try:
+        rule = asyncio.run(run())
+    except KeyboardInterrupt:
+        again = shlex.join(["ponder", *args.argv])
+        stderr.print(
+            f"interrupted: the scores made so far are stored; finish with the same command:\n  {again}",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
+        raise Interrupted(KeyboardInterrupt()) from None
     summary = write_summary(args.directory)
     write_outputs(args.directory)
-    render_summary_table(summary, stdout)
-    written = f"{args.directory}/summary.json, curves.png, report.html"
-    stdout.print(f"added rule {rule}; wrote {written}", soft_wrap=True, markup=False)
+    written = f"added rule {rule}; wrote {args.directory}/summary.json, curves.png, report.html"
+    show_summary(summary, args.json, args.directory, written)
     return 0
 
 
@@ -124,5 +153,8 @@ def command_compare(args: argparse.Namespace) -> int:
     for directory in (args.first, args.second):
         if not (directory / "summary.json").exists():
             raise UsageError(f"{directory} has no summary.json (run ponder report {directory} first)")
-    compare_runs(args.first, args.second, stdout)
+    if args.json:  # the table is not printed: the returned comparison is the document
+        print_json(compare_runs(args.first, args.second, Console(file=io.StringIO())))
+    else:
+        compare_runs(args.first, args.second, stdout)
     return 0

@@ -7,12 +7,15 @@ import asyncio
 from typing import Any
 
 from ponder.api import DEFAULT_STRATEGY, asolve, build_strategy
-from ponder.cli.backend_args import add_backend_arguments, backend_from_args
+from ponder.backends import Backend
+from ponder.cli.backend_args import add_backend_arguments, backend_from_args, prepare_embedded
 from ponder.cli.console import print_json, stderr, stdout
 from ponder.cli.render import render_result
 from ponder.core.errors import BackendError, UsageError
 from ponder.core.ledger import Budget
 from ponder.core.types import Result
+from ponder.progress import TaskProgress
+from ponder.strategies import Strategy
 from ponder.tasks.prompts import MATH_SYSTEM_PROMPT
 
 #: ``ponder solve --timeout``: a hanging or slow-drip server, or a ``Retry-After`` of a day, ends here
@@ -54,29 +57,26 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 
 
 class ProgressLine:
-    """A live status line on stderr while candidates arrive."""
+    """What a running strategy has made so far, on stderr: a live line on a terminal, a plain line every
+    ``PONDER_PROGRESS_INTERVAL`` seconds in a log (a long search is not silent until it ends)."""
 
-    def __init__(self, enabled: bool):
-        self.status = stderr.status("starting…") if enabled and stderr.is_terminal else None
+    def __init__(self) -> None:
+        self.progress = TaskProgress(stderr, "solve")
 
     def __enter__(self) -> ProgressLine:
-        if self.status:
-            self.status.start()
+        self.progress.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        if self.status:
-            self.status.stop()
+        self.progress.stop()
 
     def __call__(self, kind: str, data: dict[str, Any]) -> None:
-        if self.status is None:
-            return
         usage = data.get("usage")
         tokens = f" · {usage.completion_tokens} tokens · {usage.calls} calls" if usage else ""
         if kind == "generated":
-            self.status.update(f"candidates: {data['count']}{tokens}")
+            self.progress.update(status=f"{data['count']} candidates{tokens}")
         elif kind == "scored":
-            self.status.update(f"scored {len(data['scores'])} candidates{tokens}")
+            self.progress.update(status=f"scored {len(data['scores'])} candidates{tokens}")
 
 
 def solve_spec(args: argparse.Namespace) -> str:
@@ -88,16 +88,10 @@ def solve_spec(args: argparse.Namespace) -> str:
     return f"pipeline:[{args.pipeline}]"
 
 
-async def run_solve(args: argparse.Namespace) -> Result:
-    strategy = build_strategy(solve_spec(args))  # fail fast on bad specs, before any backend starts
-    budget = Budget.parse(args.budget)
-    if args.timeout < 0:
-        raise UsageError(
-            f"--timeout must be 0 (no deadline) or a positive number of seconds, got {args.timeout:g}"
-        )
-    backend = backend_from_args(args)
+async def run_solve(args: argparse.Namespace, backend: Backend, strategy: Strategy, budget: Budget) -> Result:
     try:
-        with ProgressLine(enabled=True) as progress:
+        await backend.start()  # an embedded server loads its model outside --timeout and the progress line
+        with ProgressLine() as progress:
             async with asyncio.timeout(args.timeout or None):
                 return await asolve(
                     args.question,
@@ -118,7 +112,15 @@ async def run_solve(args: argparse.Namespace) -> Result:
 
 
 def command_solve(args: argparse.Namespace) -> int:
-    result = asyncio.run(run_solve(args))
+    strategy = build_strategy(solve_spec(args))  # fail fast on bad specs, before any backend starts
+    budget = Budget.parse(args.budget)
+    if args.timeout < 0:
+        raise UsageError(
+            f"--timeout must be 0 (no deadline) or a positive number of seconds, got {args.timeout:g}"
+        )
+    backend = backend_from_args(args)
+    prepare_embedded(backend)  # a first run's build, with its progress, before any deadline starts
+    result = asyncio.run(run_solve(args, backend, strategy, budget))
     if args.json:
         print_json(result.to_dict())
     else:
