@@ -79,7 +79,8 @@ class SlotServer:
         return self._busy_seconds / (self.slots * (self._last - self._first))
 
     def reset(self) -> None:
-        """Forget what was measured (call between runs, with nothing in flight)."""
+        """Forget what was measured and draw the same lengths again (between runs, nothing in flight)."""
+        self._random.seed(self.seed)
         self._busy_seconds, self._first, self._last = 0.0, None, 0.0
         self.rejected = self.served = self.peak_held = 0
 
