@@ -289,7 +289,7 @@ def test_strategies_json_and_one_strategy_in_full(capsys) -> None:
     assert any(entry["name"] == "judge" for entry in listing["scorers"])
     assert main(["strategies", "beam-search"]) == 0
     out = capsys.readouterr().out
-    assert "strategy beam-search — " in out and "Literal['best', 'weighted']" in out and '"\\n\\n"' in out
+    assert "strategy beam-search — " in out and "best | weighted" in out and '"\\n\\n"' in out
     assert main(["strategies", "prm", "--json"]) == 0
     prm = json.loads(capsys.readouterr().out)
     assert prm["kind"] == "scorer" and prm["options"][0]["required"] is True

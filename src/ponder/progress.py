@@ -92,8 +92,9 @@ class TaskProgress:
     """One long task: a live bar on a terminal, a plain line every interval elsewhere, a closing line.
 
     ``kind`` says what ``completed`` counts (``unit`` names the items of a ``count``); ``total`` may be
-    None when the amount of work is unknown (a configure step, a search). ``clock`` and ``background``
-    exist for tests: with ``background=False`` no thread prints lines, and ``tick()`` does it on demand.
+    None when the amount of work is unknown (a configure step, a search). A ``transient`` bar is erased
+    when it stops (the result printed next says it all). ``clock`` and ``background`` exist for tests:
+    with ``background=False`` no thread prints lines, and ``tick()`` does it on demand.
     """
 
     def __init__(
@@ -109,6 +110,7 @@ class TaskProgress:
         live: bool | None = None,
         clock: Callable[[], float] = time.monotonic,
         background: bool = True,
+        transient: bool = False,
     ):
         self.console, self.label, self.total, self.kind, self.unit = console, label, total, kind, unit
         self.quiet = quiet
@@ -128,7 +130,7 @@ class TaskProgress:
             console=console,
             disable=quiet or not self.live,
             get_time=clock,
-            transient=False,
+            transient=transient,
         )
         self._task = self._bar.add_task(self._description(), total=total, status="")
 
@@ -153,7 +155,7 @@ class TaskProgress:
             self._thread.start()
 
     def stop(self) -> None:
-        """Stop the bar or the thread (the last frame of the bar stays on the terminal)."""
+        """Stop the bar or the thread (the bar's last frame stays on the terminal unless transient)."""
         self._stop.set()
         if self._thread is not None:
             self._thread.join()

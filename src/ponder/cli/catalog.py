@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import textwrap
+import typing
 from typing import Any
 
 from rich.markup import escape
@@ -94,10 +95,9 @@ def options_of(entry: Entry[Any]) -> list[dict[str, Any]]:
     for name, field in entry.options.model_fields.items():
         required = field.is_required()
         default = None if required else field.get_default(call_default_factory=True)
-        annotation = str(field.annotation).replace("typing.", "") if field.annotation is not None else ""
-        if isinstance(field.annotation, type):
-            annotation = field.annotation.__name__
-        options.append({"name": name, "type": annotation, "required": required, "default": default})
+        options.append(
+            {"name": name, "type": type_name(field.annotation), "required": required, "default": default}
+        )
     return options
 
 
@@ -107,6 +107,17 @@ def indented(text: str, first: int, rest: int) -> str:
     return textwrap.fill(
         text, width=width, initial_indent=" " * first, subsequent_indent=" " * rest, break_on_hyphens=False
     )
+
+
+def type_name(annotation: Any) -> str:
+    """``int``, ``int | None``, ``best | weighted`` (a choice lists its values)."""
+    if annotation is None:
+        return ""
+    if typing.get_origin(annotation) is typing.Literal:
+        return " | ".join(str(value) for value in typing.get_args(annotation))
+    if isinstance(annotation, type):
+        return annotation.__name__
+    return str(annotation).replace("typing.", "")
 
 
 def summary_of(entry: Entry[Any]) -> str:

@@ -7,17 +7,35 @@ leaves one JSON document on stdout and a pipe or a log gets the result alone.
 from __future__ import annotations
 
 import json
+import os
 import sys
-from typing import Any
+from typing import Any, TextIO
 
 from rich.console import Console
 from rich.markup import escape
 
 from ponder.core.errors import PonderError
 
-# Piped output (logs, CI) is not cut at 80 columns: tables keep whole strategy names.
-stdout = Console(width=None if sys.stdout.isatty() else 160)
-stderr = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
+#: the width of output that goes to a log (CI, a file): tables keep whole strategy names
+LOG_WIDTH = 160
+
+
+def width_for(stream: TextIO) -> int | None:
+    """None on a terminal (rich measures it); the terminal's width when piped into a pager or ``head``
+    on one (another standard stream is still a terminal); ``$COLUMNS`` or ``LOG_WIDTH`` in a log."""
+    if stream.isatty():
+        return None
+    for descriptor in (2, 1, 0):
+        try:
+            return os.get_terminal_size(descriptor).columns
+        except OSError:
+            continue
+    columns = os.environ.get("COLUMNS", "")
+    return int(columns) if columns.isdigit() else LOG_WIDTH
+
+
+stdout = Console(width=width_for(sys.stdout))
+stderr = Console(stderr=True, width=width_for(sys.stderr))
 
 
 def print_json(data: Any) -> None:
@@ -32,7 +50,8 @@ def print_error(error: BaseException) -> None:
     else:
         cause = " ".join(f"{type(error).__name__}: {error}".split())[:300]
         message = f"unexpected {escape(cause)} (a bug in ponder: please report it)"
-    stderr.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    # wrapped at words on a terminal; one line in a log, where a grep finds it whole
+    stderr.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=not stderr.is_terminal)
 
 
 class Interrupted(Exception):

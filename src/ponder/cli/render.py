@@ -50,7 +50,8 @@ def render_result(result: Result, console: Console) -> None:
         if result.note:  # the budget that stopped it, candidates cut off by max_tokens
             console.print(f"[yellow]note:[/] {escape(result.note)}")
     usage = usage_line(result.usage, result.wall_seconds)
-    console.print(f"[dim]strategy {escape(result.strategy)} · {usage}[/]", soft_wrap=True)
+    wrap = not console.is_terminal  # words wrap on a terminal; a log keeps one line to grep
+    console.print(f"[dim]strategy {escape(result.strategy)} · {usage}[/]", soft_wrap=wrap)
     if len(result.usage_by_line) > 1:
         for line, usage in result.usage_by_line.items():
-            console.print(f"[dim]  {line}: {usage_line(usage)}[/]", soft_wrap=True)
+            console.print(f"[dim]  {escape(line)}: {usage_line(usage)}[/]", soft_wrap=wrap)

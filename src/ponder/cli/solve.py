@@ -61,7 +61,7 @@ class ProgressLine:
     ``PONDER_PROGRESS_INTERVAL`` seconds in a log (a long search is not silent until it ends)."""
 
     def __init__(self) -> None:
-        self.progress = TaskProgress(stderr, "solve")
+        self.progress = TaskProgress(stderr, "solve", transient=True)
 
     def __enter__(self) -> ProgressLine:
         self.progress.start()
