@@ -8,6 +8,7 @@ from pathlib import Path
 from ponder.backends import Backend, make_backend
 from ponder.cli.console import stderr
 from ponder.core.errors import UsageError
+from ponder.progress import TaskProgress
 
 
 def add_backend_arguments(parser: argparse.ArgumentParser) -> None:
@@ -127,3 +128,10 @@ def prepare_embedded(backend: Backend) -> None:
     if isinstance(backend, EmbeddedBackend):
         ensure_llama_server(quiet=backend.quiet, console=stderr)
         prepare_model(backend.model, quiet=backend.quiet, console=stderr)
+
+
+async def start_backend(backend: Backend) -> None:
+    """Start the backend under a live line: an embedded server loads its model for seconds to minutes
+    (longer on a busy CPU), which would otherwise pass in silence."""
+    with TaskProgress(stderr, f"starting {backend.model}", transient=True):
+        await backend.start()

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ponder.api import build_strategy
-from ponder.cli.backend_args import add_backend_arguments, backend_from_args, prepare_embedded
+from ponder.cli.backend_args import add_backend_arguments, backend_from_args, prepare_embedded, start_backend
 from ponder.cli.console import Interrupted, print_error, print_json, stderr, stdout
 from ponder.core.errors import UsageError
 from ponder.core.ledger import Budget
@@ -107,6 +107,7 @@ def command_eval(args: argparse.Namespace) -> int:
 
     async def run() -> dict[str, Any]:
         try:
+            await start_backend(backend)
             return await run_eval(config, backend, directory, resume=args.resume, console=stderr)
         finally:
             await backend.close()

@@ -14,7 +14,7 @@ from typing import Any
 
 from rich.console import Console
 
-from ponder.cli.backend_args import add_backend_arguments, backend_from_args, prepare_embedded
+from ponder.cli.backend_args import add_backend_arguments, backend_from_args, prepare_embedded, start_backend
 from ponder.cli.console import Interrupted, print_json, stderr, stdout
 from ponder.core.errors import UsageError
 
@@ -122,6 +122,7 @@ def command_rescore(args: argparse.Namespace) -> int:
 
     async def run() -> str:
         try:
+            await start_backend(backend)
             return await rescore_run(
                 args.directory, args.scorer, backend, console=stderr, concurrency=args.concurrency or 1
             )

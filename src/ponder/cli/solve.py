@@ -8,7 +8,7 @@ from typing import Any
 
 from ponder.api import DEFAULT_STRATEGY, asolve, build_strategy
 from ponder.backends import Backend
-from ponder.cli.backend_args import add_backend_arguments, backend_from_args, prepare_embedded
+from ponder.cli.backend_args import add_backend_arguments, backend_from_args, prepare_embedded, start_backend
 from ponder.cli.console import print_json, stderr, stdout
 from ponder.cli.render import render_result
 from ponder.core.errors import BackendError, UsageError
@@ -90,7 +90,7 @@ def solve_spec(args: argparse.Namespace) -> str:
 
 async def run_solve(args: argparse.Namespace, backend: Backend, strategy: Strategy, budget: Budget) -> Result:
     try:
-        await backend.start()  # an embedded server loads its model outside --timeout and the progress line
+        await start_backend(backend)  # an embedded server loads its model outside --timeout
         with ProgressLine() as progress:
             async with asyncio.timeout(args.timeout or None):
                 return await asolve(
