@@ -260,16 +260,12 @@ class EvalProgress:
             self.progress.done(f"eval: {self.total} units")
 
 
-async def run_eval(
-    config: EvalConfig,
-    backend: Backend,
-    directory: Path,
-    resume: bool = False,
-    console: Console | None = None,
-    show_progress: bool = True,
-) -> dict[str, Any]:
-    """Run (or finish) an evaluation and write records, summary.json and the outputs in ``directory``."""
-    console = console or Console(stderr=True)
+def pending_units(
+    config: EvalConfig, directory: Path, resume: bool, console: Console
+) -> tuple[Dataset, list[Unit], RecordStore]:
+    """The run's dataset, the units still to do and its store: the plan less what ``directory`` already
+    holds (checked against its manifest) and what ``--reuse`` copies in. Whoever then runs the units,
+    here or on Ray workers (``ponder.eval.distributed``), appends each finished one to the store."""
     dataset = load_dataset(config.dataset)
     problems = dataset.problems()[: config.limit] if config.limit else dataset.problems()
     for reason in dataset.skipped:
@@ -285,6 +281,28 @@ async def run_eval(
     for source in config.reuse:
         if todo:
             todo = reuse_records(Path(source), config, todo, store, console)
+    return dataset, todo, store
+
+
+def unit_context(
+    unit: Unit, dataset: Dataset, backend: Backend, backends: Backends, budget: str | None
+) -> Context:
+    """The context a unit runs in: a seed derived from its seed and problem, a fresh ledger under the cap."""
+    seed = stable_seed(unit.seed, unit.problem.id) % 2**31
+    return Context.for_dataset(dataset, backend, seed, Ledger(Budget.parse(budget)), backends)
+
+
+async def run_eval(
+    config: EvalConfig,
+    backend: Backend,
+    directory: Path,
+    resume: bool = False,
+    console: Console | None = None,
+    show_progress: bool = True,
+) -> dict[str, Any]:
+    """Run (or finish) an evaluation and write records, summary.json and the outputs in ``directory``."""
+    console = console or Console(stderr=True)
+    dataset, todo, store = pending_units(config, directory, resume, console)
 
     await backend.start()
     admission = Admission(backend, config.concurrency)
@@ -299,10 +317,9 @@ async def run_eval(
         progress.advance(unit.identity, record)
 
     async def work(unit: Unit) -> None:
-        seed = stable_seed(unit.seed, unit.problem.id) % 2**31
-        ledger = Ledger(Budget.parse(config.budget))
-        ctx = Context.for_dataset(dataset, counted, seed, ledger, backends)
-        result = await unit.strategy.solve(unit.problem, ctx)
+        result = await unit.strategy.solve(
+            unit.problem, unit_context(unit, dataset, counted, backends, config.budget)
+        )
         # grading and storing finish even when another unit's failure stops the run: work paid for is kept
         kept = asyncio.ensure_future(keep(unit, result))
         finishing.add(kept)
