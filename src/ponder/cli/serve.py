@@ -6,7 +6,7 @@ import argparse
 import os
 from pathlib import Path
 
-from ponder.cli.backend_args import deprecated_flag
+from ponder.cli.backend_args import deprecated_flag, prepare_embedded
 from ponder.cli.console import stderr
 from ponder.core.errors import UsageError
 
@@ -147,5 +147,7 @@ def command_serve(args: argparse.Namespace) -> int:
     )
     if settings.allow:
         stderr.print(f"[yellow]warning[/]: clients may set {', '.join(sorted(settings.allow))} options")
+    for upstream in upstreams:  # a first run's build and model, with progress, before the server starts
+        prepare_embedded(upstream.backend)
     serve(args.host, args.port, upstreams, settings, log_level=args.log_level)
     return 0
