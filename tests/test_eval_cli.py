@@ -146,7 +146,9 @@ def test_rescore_adds_a_rule_row_without_generating(tmp_path: Path, fake_openai_
     assert all(r["messages"][0]["content"].startswith("You are a careful grader") for r in judged)
     rows = json.loads((out / "summary.json").read_text())["rows"]
     assert {r["strategy"] for r in rows} >= {"best-of-n:scorer=[judge:mode=verbal] on self-consistency"}
-    assert "added rule best-of-n:scorer=[judge:mode=verbal]" in capsys.readouterr().out
+    captured = capsys.readouterr()
+    assert "added rule best-of-n:scorer=[judge:mode=verbal]" in captured.out
+    assert "rescored 3 records in " in captured.err
 
 
 def test_ctrl_c_prints_the_resume_command_and_exits_130(tmp_path: Path, fake_openai_server) -> None:

@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from ponder.backends.base import Backend
 from ponder.backends.pool import Backends
@@ -26,6 +25,7 @@ from ponder.core.errors import UsageError
 from ponder.core.types import Candidate, Problem, Usage
 from ponder.eval.metrics import stable_seed
 from ponder.eval.store import RecordStore, record_key
+from ponder.progress import TaskProgress
 from ponder.scorers import SCORERS, Scorer
 from ponder.strategies import STRATEGIES
 from ponder.tasks.datasets import load_dataset
@@ -127,11 +127,11 @@ async def rescore_run(
                 ],
             }
         )
-        progress.advance(task)
+        progress.update(advance=1)
 
-    columns = (TextColumn("[bold]rescore"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
-    with Progress(*columns, console=console, disable=not show_progress) as progress:
-        task = progress.add_task("rescore", total=len(todo))
+    # a live bar on a terminal, a plain line every PONDER_PROGRESS_INTERVAL seconds in a log
+    progress = TaskProgress(console, "rescore", len(todo), unit="records", quiet=not show_progress)
+    with progress:
         tasks = [asyncio.create_task(work(record)) for record in todo]
         try:
             await asyncio.gather(*tasks)
@@ -140,6 +140,7 @@ async def rescore_run(
                 pending.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             await backends.close()
+    progress.done(f"rescored {len(todo)} records")
     rule = rescore_rule(scorer_spec)
     rules = list(manifest.get("rules") or [])
     if rule not in rules:
