@@ -23,6 +23,7 @@ from ponder.roles import ROLES, Role
 from ponder.scorers import SCORERS, Scorer
 from ponder.strategies import STRATEGIES, Strategy
 from ponder.strategies.pipeline import PipelineStrategy
+from ponder.strategies.policy import SHIPPED
 
 #: longer than any ``max_tokens`` used here, so every reply of the long script is cut at its limit
 LONG = " ".join(["word"] * 1100)
@@ -170,8 +171,10 @@ CODE = ["test-select:n=3,writers=2,k=2,max_tokens=16", "test-select:n=2,selectio
 
 
 def defaults() -> list[str]:
-    """Every registered strategy with its default options (a pipeline needs a preset to be named)."""
-    return [f"{name}:moa" if name == "pipeline" else name for name in STRATEGIES.names()]
+    """Every registered strategy with its default options (a pipeline needs a preset to be named, auto a
+    policy: the scripted model has none shipped)."""
+    named = {"pipeline": "pipeline:moa", "auto": f"auto:policy={SHIPPED / 'qwen2.5-coder-1.5b.json'}"}
+    return [named.get(name, name) for name in STRATEGIES.names()]
 
 
 async def spend(spec: str, long: bool, code: bool = False) -> tuple[Cost, Cost]:

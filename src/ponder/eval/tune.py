@@ -9,8 +9,11 @@ Here:
 * **Predicted difficulty** is a probe's feature (``ponder.strategies.policy``), which needs no
   reference. Cut points on the feature are *calibrated* against the oracle bins: each cut is the
   threshold that best separates the problems below an oracle boundary from those above it.
+  Where a feature's order disagrees with the oracle's (greedy right on questions most samples get
+  wrong), calibration would merge the bins that matter, so cut points at the feature's own quantiles
+  (Snell et al.'s predicted-difficulty bins) are a candidate too.
 * For each budget (in generations), the candidates are: no probe (the best single configuration), or a
-  probe (sampling setting, samples, feature) with 2 or 3 bins. Which one is chosen by 4-fold
+  probe (sampling setting, samples, feature) with 2 or 3 bins, cut either way. Which one is chosen by 4-fold
   cross-validation inside the training problems; the whole procedure is scored by an outer 5-fold
   cross-validation over problems, so the reported accuracy, and its paired gain over the best single
   configuration chosen the same way, are never measured on the problems that chose them.
@@ -34,6 +37,8 @@ from ponder.strategies.policy import Plan, Policy
 
 BUDGETS = (1, 2, 4, 8, 16)
 BIN_COUNTS = (2, 3)
+#: how cut points are placed: calibrated against the oracle's pass@1 bins, or at the feature's quantiles
+CUTTINGS = ("oracle", "quantile")
 OUTER_FOLDS = 5
 INNER_FOLDS = 4
 #: accuracies this close count as a tie, which the cheaper configuration wins (less noise-chasing)
@@ -92,6 +97,7 @@ class Fitted:
     option: ProbeOption | None
     cuts: list[float]
     choices: list[int]
+    cutting: str = "none"
 
     def per_problem(self, space: Space, problems: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Mean correctness and tokens on each of ``problems`` (indices), over the draws."""
@@ -131,8 +137,21 @@ def calibrated_cuts(feature: np.ndarray, difficulty: np.ndarray, bins: int) -> l
     return cuts
 
 
-def fit(space: Space, option: ProbeOption | None, bins: int, train: np.ndarray, budget: int) -> Fitted:
-    """Fit one probe option and bin count on the ``train`` problems at ``budget`` generations."""
+def quantile_cuts(feature: np.ndarray, bins: int) -> list[float]:
+    """Cut points at the feature's own quantiles: bins of predicted difficulty with equal numbers of
+    problems, for a feature whose order disagrees with the oracle's (which calibration would lose)."""
+    return [float(q) for q in np.quantile(feature, np.linspace(0, 1, bins + 1)[1:-1])]
+
+
+def fit(
+    space: Space,
+    option: ProbeOption | None,
+    bins: int,
+    train: np.ndarray,
+    budget: int,
+    cutting: str = "oracle",
+) -> Fitted:
+    """Fit one probe option, bin count and way of cutting on the ``train`` problems at ``budget``."""
     table = space.tables[option]
     allowed = table.generations <= budget
     overall = _best(
@@ -141,7 +160,12 @@ def fit(space: Space, option: ProbeOption | None, bins: int, train: np.ndarray, 
     if table.feature is None:
         return Fitted(None, [], [overall])
     feature = table.feature[train]
-    cuts = calibrated_cuts(feature.mean(axis=1), space.difficulty[train], bins)
+    means = feature.mean(axis=1)
+    cuts = (
+        calibrated_cuts(means, space.difficulty[train], bins)
+        if cutting == "oracle"
+        else quantile_cuts(means, bins)
+    )
     assigned = np.searchsorted(np.array(cuts), feature, side="right")  # [problem, draw]
     choices = []
     for b in range(bins):
@@ -153,7 +177,7 @@ def fit(space: Space, option: ProbeOption | None, bins: int, train: np.ndarray, 
         correct = (table.correct[:, train] * weight).sum(axis=(1, 2))
         tokens = (table.tokens[:, train] * weight).sum(axis=(1, 2))
         choices.append(_best(correct, tokens, allowed))
-    return Fitted(option, cuts, choices)
+    return Fitted(option, cuts, choices, cutting)
 
 
 def _folds(indices: np.ndarray, count: int, seed: int) -> list[np.ndarray]:
@@ -161,12 +185,15 @@ def _folds(indices: np.ndarray, count: int, seed: int) -> list[np.ndarray]:
     return [fold for fold in np.array_split(order, min(count, len(indices))) if fold.size]
 
 
-def _candidates(space: Space, budget: int) -> list[tuple[ProbeOption | None, int]]:
-    """No probe, and every probe that leaves room in the budget, with each bin count."""
-    found: list[tuple[ProbeOption | None, int]] = [(None, 1)]
+Candidate = tuple[ProbeOption | None, int, str]
+
+
+def _candidates(space: Space, budget: int) -> list[Candidate]:
+    """No probe, and every probe that leaves room in the budget, with each bin count and way of cutting."""
+    found: list[Candidate] = [(None, 1, "none")]
     for option in space.tables:
         if option is not None and option.probe.generations < budget:
-            found += [(option, bins) for bins in BIN_COUNTS]
+            found += [(option, bins, cutting) for bins in BIN_COUNTS for cutting in CUTTINGS]
     return found
 
 
@@ -185,8 +212,8 @@ def cross_validated(
     for test in _folds(problems, INNER_FOLDS, seed):
         train = np.setdiff1d(problems, test)
         where = [position[int(p)] for p in test]
-        for k, (option, bins) in enumerate(candidates):
-            c, t = fit(space, option, bins, train, budget).per_problem(space, test)
+        for k, (option, bins, cutting) in enumerate(candidates):
+            c, t = fit(space, option, bins, train, budget, cutting).per_problem(space, test)
             correct[k, where], tokens[k, where] = c, t
     return correct, tokens
 
@@ -196,8 +223,8 @@ def choose(space: Space, problems: np.ndarray, budget: int, seed: int) -> Fitted
     candidates = _candidates(space, budget)
     correct, tokens = cross_validated(space, problems, budget, candidates, seed)
     k = _best(correct.mean(axis=1), tokens.mean(axis=1), np.ones(len(candidates), dtype=bool))
-    option, bins = candidates[k]
-    return fit(space, option, bins, problems, budget)
+    option, bins, cutting = candidates[k]
+    return fit(space, option, bins, problems, budget, cutting)
 
 
 @dataclass
@@ -260,6 +287,7 @@ def policy_of(space: Space, reports: list[BudgetReport], meta: dict[str, Any], s
         expected.append(
             {
                 "budget": report.budget,
+                "cut": report.fitted.cutting,
                 "accuracy": float(auto_c.mean()),
                 "tokens": float(auto_t.mean()),
                 "best_single_accuracy": float(fixed_c.mean()),
