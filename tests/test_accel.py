@@ -118,7 +118,7 @@ def test_a_cuda_server_puts_every_layer_on_the_gpu(isolated: Path, monkeypatch: 
     gpus(isolated, "9.0")
     from ponder.backends.embedded import models
 
-    monkeypatch.setattr(models, "prepare_model", lambda name, quiet=False: Path("/models/x.gguf"))
+    monkeypatch.setattr(models, "prepare_model", lambda name, **_: Path("/models/x.gguf"))
     monkeypatch.setattr(runtime, "ensure_llama_server", lambda quiet=False: Path("/bin/llama-server"))
     server = LlamaServer.for_model(models.DEFAULT_MODEL, quiet=True)
     assert server.extra_args == ("--n-gpu-layers", "all")
@@ -137,7 +137,7 @@ def test_setup_cuda_flag_saves_the_choice_before_building(isolated: Path, monkey
     monkeypatch.setattr(runtime, "ensure_llama_server", fake_ensure)
     from ponder.backends.embedded import models
 
-    monkeypatch.setattr(models, "prepare_model", lambda name, quiet=False: Path("/models/x.gguf"))
+    monkeypatch.setattr(models, "prepare_model", lambda name, **_: Path("/models/x.gguf"))
     assert main(["setup", "--cuda"]) == 0
     assert accel.saved_choice() is True and "-DGGML_CUDA=ON" in built[-1]
     assert main(["setup", "--no-cuda"]) == 0
