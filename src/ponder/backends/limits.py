@@ -5,9 +5,12 @@ starts with ``--parallel``). Elsewhere it is a guess: a profile's 8 or 64 cannot
 requests take seconds, and too many requests only queue inside the server or draw 429s. So by default
 the limit adapts, the way TCP's congestion window does (additive increase, multiplicative decrease):
 
-- it starts at the server profile's limit and grows by one per *window* (as many successful requests
-  as the limit, all started under the current limit) while every slot was in use and the window's median
-  latency stays within ``tolerance`` of the best median seen;
+- it starts at the server profile's limit and grows per *window* (as many successful requests as the
+  limit, all started under the current limit) while every slot was in use and the window's median
+  latency stays within ``tolerance`` of the best median seen: it doubles until the first back-off or
+  the first rise of latency past ``SLOW_START_EXIT`` (TCP's slow start and its HyStart exit: a GPU
+  server that takes hundreds of requests is reached in a few round trips, not hundreds, without
+  doubling far past a server that already queues), then grows by one;
 - it shrinks ×0.7 when the median latency rises past that (requests queue inside the server) or on a
   429, and ×0.5 on a 5xx, a time-out or a connection error; at most once per window, since one overload
   fails every request in flight at once;
@@ -49,6 +52,8 @@ ADAPTIVE_CEILING = 256
 MIN_WINDOW = 8
 #: a window's median latency within this factor of the best median seen counts as "latency holds"
 TOLERANCE = 1.5
+#: past this factor of the best median, doubling stops (growth goes on one at a time)
+SLOW_START_EXIT = 1.2
 #: how much the best median may rise per window, so that a server that became slower for good is
 #: eventually measured against its new speed instead of backing off for ever
 BASELINE_DRIFT = 0.01
@@ -135,6 +140,8 @@ class InFlightLimit:
         self._window: list[float] = []
         self._saturated = False
         self._best: float | None = None
+        #: doubling per window until the first back-off, then one more per window
+        self._slow_start = True
 
     @property
     def limit(self) -> int:
@@ -201,10 +208,11 @@ class InFlightLimit:
         median = statistics.median(self._window)
         best = median if self._best is None else min(median, self._best * (1 + BASELINE_DRIFT))
         self._best = best
+        self._slow_start = self._slow_start and median <= SLOW_START_EXIT * best
         if median > self.tolerance * best:
             self._change(self._limit * OVERLOAD_DECREASE)
         elif self._saturated:
-            self._change(self._limit + 1)
+            self._change(self._limit * 2 if self._slow_start else self._limit + 1)
         else:  # latency held but the limit was not reached: a new window, the limit unchanged
             self._window = []
 
@@ -214,6 +222,7 @@ class InFlightLimit:
             self._change(self._limit * factor)
 
     def _change(self, limit: float) -> None:
+        self._slow_start = self._slow_start and limit > self._limit
         self._limit = min(max(limit, 1.0), float(self.policy.maximum))
         self.epoch += 1
         self._window = []
