@@ -167,3 +167,13 @@ async def test_a_verifier_probe_scores_the_probe_samples(tmp_path: Path) -> None
     assert result.answer == "6"
     assert "verifier=" in (result.note or "")
     assert result.usage_by_line.keys() >= {"generate"}
+
+
+async def test_the_default_strategy_is_auto_where_a_policy_ships_and_the_vote_elsewhere() -> None:
+    from ponder.api import default_strategy
+
+    assert default_strategy("qwen2.5-coder-1.5b") == "auto"
+    assert default_strategy("someone-elses-model") == "self-consistency:n=8"
+    backend = ScriptedBackend(script=[answer("2")] * 8, model="someone-elses-model")
+    result = await ponder.asolve("q", backend=backend)
+    assert result.strategy.startswith("self-consistency") and len(result.candidates) == 8

@@ -4,13 +4,14 @@
 pass ``base_url=`` and ``model=`` to use any OpenAI-compatible server instead.
 """
 
-from ponder.api import DEFAULT_STRATEGY, asolve, build_strategy, solve
+from ponder.api import DEFAULT_STRATEGY, asolve, build_strategy, default_strategy, solve
 from ponder.core import Budget, Candidate, Ledger, Message, Problem, Result, Usage
 
 __version__ = "0.1.0"
 
 __all__ = [
     "DEFAULT_STRATEGY",
+    "default_strategy",
     "Budget",
     "Candidate",
     "Ledger",

@@ -6,7 +6,7 @@ import argparse
 import asyncio
 from typing import Any
 
-from ponder.api import DEFAULT_STRATEGY, asolve, build_strategy
+from ponder.api import DEFAULT_STRATEGY, FALLBACK_STRATEGY, asolve, build_strategy, default_strategy
 from ponder.backends import Backend
 from ponder.cli.backend_args import add_backend_arguments, backend_from_args, prepare_embedded, start_backend
 from ponder.cli.console import print_json, stderr, stdout
@@ -28,8 +28,9 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     solve.add_argument(
         "--strategy",
         "-s",
-        default=DEFAULT_STRATEGY,
-        help=f"strategy spec, e.g. self-consistency:n=16,temperature=0.8 (default {DEFAULT_STRATEGY})",
+        default=None,
+        help="strategy spec, e.g. self-consistency:n=16,temperature=0.8 (default: "
+        f"{DEFAULT_STRATEGY} with the policy tuned for the model where one ships, else {FALLBACK_STRATEGY})",
     )
     solve.add_argument(
         "--pipeline",
@@ -79,11 +80,12 @@ class ProgressLine:
             self.progress.update(status=f"scored {len(data['scores'])} candidates{tokens}")
 
 
-def solve_spec(args: argparse.Namespace) -> str:
-    """The strategy spec of ``ponder solve``: ``--strategy``, or ``pipeline:[PATH]`` for ``--pipeline``."""
+def solve_spec(args: argparse.Namespace) -> str | None:
+    """The strategy spec of ``ponder solve``: ``--strategy``, or ``pipeline:[PATH]`` for ``--pipeline``;
+    None for the model's default (``ponder.api.default_strategy``)."""
     if args.pipeline is None:
         return args.strategy
-    if args.strategy != DEFAULT_STRATEGY:
+    if args.strategy is not None:
         raise UsageError("give --strategy or --pipeline, not both")
     return f"pipeline:[{args.pipeline}]"
 
@@ -112,13 +114,16 @@ async def run_solve(args: argparse.Namespace, backend: Backend, strategy: Strate
 
 
 def command_solve(args: argparse.Namespace) -> int:
-    strategy = build_strategy(solve_spec(args))  # fail fast on bad specs, before any backend starts
+    spec = solve_spec(args)
+    if spec is not None:
+        build_strategy(spec)  # fail fast on bad specs, before any backend starts
     budget = Budget.parse(args.budget)
     if args.timeout < 0:
         raise UsageError(
             f"--timeout must be 0 (no deadline) or a positive number of seconds, got {args.timeout:g}"
         )
     backend = backend_from_args(args)
+    strategy = build_strategy(spec or default_strategy(backend.model))
     prepare_embedded(backend)  # a first run's build, with its progress, before any deadline starts
     result = asyncio.run(run_solve(args, backend, strategy, budget))
     if args.json:
