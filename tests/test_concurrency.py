@@ -366,3 +366,25 @@ async def test_adaptive_limit_reaches_a_large_server_in_a_few_round_trips() -> N
         limits = await drive(backend, workers=48, requests=240)
         await backend.close()
     assert max(limits[:150]) >= 20
+
+
+def test_eval_command_takes_replicas_and_max_in_flight(tmp_path: Path) -> None:
+    from ponder.cli.main import main
+
+    data = tmp_path / "data.jsonl"
+    data.write_text("".join(json.dumps({"question": f"problem {i}", "answer": 4}) + "\n" for i in range(6)))
+
+    def args(first: str, second: str, limit: str) -> list[str]:
+        return [
+            "eval",
+            *("--dataset", f"jsonl:{data}", "--strategy", "self-consistency:n=4", "--budgets", "4"),
+            *("--base-url", first, "--base-url", second, "--model", "m", "--server", "llama-server"),
+            *("--max-in-flight", limit, "--out", str(tmp_path / f"run-{limit}")),
+        ]
+
+    with SlotServer(slots=2, lengths=(5, 10)) as first, SlotServer(slots=2, lengths=(5, 10)) as second:
+        assert main(args(first.url, second.url, "2")) == 0
+        assert main(args(first.url, second.url, "lots")) == 2  # a clear error, exit 2, nothing sent
+    assert len(RecordStore(tmp_path / "run-2").load()) == 6
+    assert first.served + second.served == 24 and min(first.served, second.served) >= 6
+    assert first.peak_held <= 2 and second.peak_held <= 2
