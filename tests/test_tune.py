@@ -170,3 +170,42 @@ async def test_a_policy_needing_samples_the_runs_lack_is_a_clear_error(
     problems = problem_banks(load_records([other])[0])
     with pytest.raises(UsageError, match="no samples at"):
         evaluate_policy(policy, problems, [8])
+
+
+class Tempered(Bimodal):
+    """Bimodal, except that samples at temperature 0.3 are always right: a setting no run has yet."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        bimodal = self.script
+
+        def script(request: GenRequest, index: int) -> Reply:
+            if request.temperature == 0.3:
+                return Reply(f"think \\boxed{{{int(request.messages[-1].content.split()[-1])}}}")
+            return bimodal(request, index)
+
+        self.script = script
+
+
+async def test_the_search_replays_what_is_stored_and_draws_within_its_tuning_budget(tmp_path: Path) -> None:
+    from ponder.eval.search import Search, SearchSpace, pareto_trials, run_search
+
+    run = await make_run(tmp_path / "tune", 0, 12)
+    dataset = f"jsonl:{tmp_path / 'tune.jsonl'}"
+    space = SearchSpace(sizes=(1, 2, 4, 8), temperatures=(0.3, 0.7, 1.0), top_ps=(1.0,), max_tokens=64)
+    search = Search(dataset, [run], tmp_path / "search", banks_allowed=1, model="scripted", space=space)
+    backend = Tempered()
+    trials = await run_search(search, 24, backend, seed=0)
+    drawn = [t for t in trials if t.how == "drawn"]
+    assert len(drawn) == 1 and search.banks_drawn == 1  # the one new bank the tuning budget allows
+    assert all(t.accuracy is not None for t in trials if t.how in ("replayed", "drawn"))
+    assert any(t.how.startswith("not evaluated") for t in trials)  # proposals past the tuning budget
+    replayed = [t for t in trials if "temperature=0.7" in t.config or t.config.startswith("greedy")]
+    assert replayed and all(t.how == "replayed" for t in replayed if t.accuracy is not None)
+    frontier = pareto_trials(trials)
+    accuracies = [t.accuracy for t in frontier]
+    assert accuracies == sorted(accuracies) and [t.tokens for t in frontier] == sorted(
+        t.tokens for t in frontier
+    )
+    if drawn and "temperature=0.3" in drawn[0].config:
+        assert drawn[0].accuracy == 1.0  # the drawn bank holds what the server said at that setting

@@ -15,6 +15,7 @@ from typing import Any
 
 from rich.table import Table
 
+from ponder.cli.backend_args import add_backend_arguments, backend_from_args
 from ponder.cli.console import stdout
 from ponder.core.errors import UsageError
 
@@ -44,7 +45,28 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         metavar="RUN_DIR",
         help="leave out problems whose question appears in this run (keeps a held-out set disjoint)",
     )
-    tune.add_argument("--seed", type=int, default=0, help="seed of the folds and bootstrap intervals")
+    search = tune.add_argument_group(
+        "configuration search (Bayesian optimisation over the space within a tuning budget; generates)"
+    )
+    search.add_argument(
+        "--search", type=int, metavar="TRIALS", help="propose and evaluate this many configurations"
+    )
+    search.add_argument(
+        "--dataset", help="the tuning problems' dataset (as in ponder eval), for banks to draw"
+    )
+    search.add_argument("--limit", type=int, help="the first K problems of --dataset")
+    search.add_argument(
+        "--search-banks",
+        type=int,
+        default=2,
+        metavar="B",
+        help="tuning budget: new sample banks the search may draw (default 2); replayed trials are free",
+    )
+    search.add_argument(
+        "--search-out", type=Path, help="where drawn banks and search.json go (default RUN/search)"
+    )
+    add_backend_arguments(tune)
+    tune.add_argument("--seed", type=int, default=0, help="seed of the folds, the search and the intervals")
     tune.add_argument("--json", action="store_true", help="print the result as JSON on stdout")
     tune.add_argument("--no-plot", action="store_true", help="do not write tune.png")
     tune.set_defaults(handler=command_tune)
@@ -85,6 +107,8 @@ def _problems(args: argparse.Namespace) -> tuple[list[Any], dict[str, Any]]:
 
 def command_tune(args: argparse.Namespace) -> int:
     budgets = _budgets(args.budgets)
+    if args.search is not None:
+        return _search(args)
     problems, meta = _problems(args)
     if args.evaluate:
         return _evaluate(args, problems, budgets)
@@ -238,3 +262,60 @@ def _evaluate(args: argparse.Namespace, problems: list[Any], budgets: list[int])
     if "plot" in evaluation:
         stdout.print(f"wrote {evaluation['plot']}")
     return 0
+
+
+def _search(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from ponder.eval.search import Search, pareto_trials
+
+    if not args.dataset:
+        raise UsageError(
+            "--search draws samples where the runs have none: give the tuning problems' --dataset"
+        )
+    _, meta = _problems(args)
+    out = args.search_out or args.runs[0] / "search"
+    search = Search(args.dataset, args.runs, out, args.search_banks, args.limit, args.model or meta["model"])
+    backend = backend_from_args(args)
+    trials = asyncio.run(_searching(search, args.search, backend, args.seed))
+    frontier = pareto_trials(trials)
+    result = {
+        "trials": [vars(t) for t in trials],
+        "pareto": [t.config for t in frontier],
+        "banks_drawn": search.banks_drawn,
+        "banks_allowed": search.banks_allowed,
+    }
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "search.json").write_text(json.dumps(result, indent=2) + "\n")
+    if args.json:
+        print(json.dumps(result, indent=2))
+        return 0
+    table = Table(
+        title=f"{len(trials)} trials, {search.banks_drawn} of {search.banks_allowed} new banks drawn"
+    )
+    for column in ("#", "configuration", "accuracy", "tokens", "evaluated", "Pareto"):
+        table.add_column(column)
+    for trial in trials:
+        evaluated = trial.accuracy is not None
+        table.add_row(
+            str(trial.number),
+            trial.config,
+            f"{trial.accuracy:.3f}" if evaluated else "—",
+            f"{trial.tokens:,.0f}" if evaluated else "—",
+            trial.how,
+            "●" if trial in frontier else "",
+        )
+    stdout.print(table)
+    stdout.print(
+        f"wrote {out / 'search.json'}; tune a policy on the banks too: ponder tune RUN {out}/banks/*"
+    )
+    return 0
+
+
+async def _searching(search: Any, trials: int, backend: Any, seed: int) -> list[Any]:
+    from ponder.eval.search import run_search
+
+    try:
+        return await run_search(search, trials, backend, seed)
+    finally:
+        await backend.close()

@@ -108,11 +108,14 @@ def _read_json(path: Path) -> dict[str, Any]:
 
 
 def problem_banks(
-    records: list[dict[str, Any]], exclude: set[str] = frozenset(), draws: int = DRAWS
+    records: list[dict[str, Any]],
+    exclude: set[str] = frozenset(),
+    draws: int = DRAWS,
+    require_greedy: bool = True,
 ) -> list[ProblemBank]:
-    """The problems that have a greedy record and at least one sample bank (seed 0 of each), in the
-    order they first appear. Problems whose question text is in ``exclude`` are left out (a held-out set
-    must not repeat tuning questions)."""
+    """The problems that have a greedy record and at least one sample bank (seed 0 of each; any stored
+    problem without ``require_greedy``), in the order they first appear. Problems whose question text
+    is in ``exclude`` are left out (a held-out set must not repeat tuning questions)."""
     problems: dict[str, ProblemBank] = {}
     for record in records:
         if record.get("seed", 0) != 0 or record.get("budget") is not None:
@@ -141,6 +144,8 @@ def problem_banks(
                 BankPrices.of(candidates),
                 orders,
             )
+    if not require_greedy:
+        return list(problems.values())
     return [p for p in problems.values() if p.greedy is not None and p.banks]
 
 
