@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from ponder.eval.banks import Config, ProbeOption, ProblemBank, features, probe_options, search_space
-from ponder.eval.metrics import bootstrap_ci, stable_seed
+from ponder.eval.metrics import difference_interval, stable_seed
 from ponder.eval.replay import generations, outcome
 from ponder.strategies.policy import Plan, Policy
 
@@ -269,9 +269,10 @@ def plan_of(space: Space, fitted: Fitted, budget: int) -> Plan:
 
 
 def paired(first: np.ndarray, second: np.ndarray, seed: int) -> dict[str, Any]:
-    """Mean paired difference (first − second) over problems with a bootstrap interval."""
+    """Mean paired difference (first − second) over problems with its interval (``difference_interval``:
+    a bootstrap, never a point where every problem agrees)."""
     differences = [float(x) for x in first - second]
-    low, high = bootstrap_ci(differences, seed=seed)
+    low, high = difference_interval(differences, seed=seed)
     return {"difference": float(np.mean(differences)) if differences else 0.0, "ci": [low, high]}
 
 

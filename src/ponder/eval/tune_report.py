@@ -17,7 +17,7 @@ import numpy as np
 from ponder.core.errors import UsageError
 from ponder.core.extras import import_extra
 from ponder.eval.banks import Config, ProbeOption, ProblemBank, search_space
-from ponder.eval.metrics import bootstrap_ci, stable_seed
+from ponder.eval.metrics import outcome_interval, stable_seed
 from ponder.eval.replay import config_of, outcome
 from ponder.eval.tune import BUDGETS, Space, paired
 from ponder.strategies.policy import Policy, probe_feature
@@ -42,7 +42,7 @@ class Point:
         return float(self.tokens.mean())
 
     def row(self, seed: int) -> dict[str, Any]:
-        low, high = bootstrap_ci([float(x) for x in self.correct], seed=stable_seed(seed, self.name))
+        low, high = outcome_interval([float(x) for x in self.correct], seed=stable_seed(seed, self.name))
         return {"config": self.name, "accuracy": self.accuracy, "ci": [low, high], "tokens": self.mean_tokens}
 
 
