@@ -8,7 +8,7 @@ of a request gives the request's usage. Strategies never see HTTP.
 from __future__ import annotations
 
 import abc
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass, field, replace
 from typing import Any, Self
@@ -57,7 +57,7 @@ class Generation:
     finish_reason: str | None
     completion_tokens: int
     usage: Usage
-    logprobs: list[TokenLogprob] | None = None
+    logprobs: Sequence[TokenLogprob] | None = None
     stop_sequence: str | None = None
 
 

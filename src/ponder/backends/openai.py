@@ -37,10 +37,9 @@ import random
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from typing import Annotated, Any
+from typing import Any
 
 import httpx
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ponder.backends.base import (
     STOPPED_WORK,
@@ -52,6 +51,8 @@ from ponder.backends.base import (
 )
 from ponder.backends.chat_template import ChatTemplate
 from ponder.backends.limits import SAMPLES_ANSWERED, InFlightLimit, InFlightPolicy
+from ponder.backends.wire import Choice, Reply, Stream, Tokens, decode, logprob_count, token_logprobs
+from ponder.backends.wire import Usage as ReplyUsage
 from ponder.core.errors import (
     BackendError,
     BackendFailedError,
@@ -62,7 +63,7 @@ from ponder.core.errors import (
     UsageError,
 )
 from ponder.core.ledger import estimate_flops
-from ponder.core.types import TokenLogprob, Usage
+from ponder.core.types import Usage
 
 #: What each kind of server honours. ``generic`` assumes the OpenAI behaviour and falls back at run time
 #: (fan-out) when fewer choices come back than were asked for.
@@ -338,7 +339,7 @@ class OpenAIBackend(Backend):
         while True:
             async with self._limit.slot(request.n) as permit:
                 started = time.monotonic()
-                stream = None if stopped_work is None else _Stream(self._where(url))
+                stream = None if stopped_work is None else Stream(self._where(url))
                 try:
                     content = await self._exchange(clients, url, body, stream)
                 except _Retryable as failure:
@@ -371,7 +372,7 @@ class OpenAIBackend(Backend):
         return min(delay, self.max_retry_after) * (1 + 0.1 * random.random())
 
     async def _exchange(
-        self, clients: _Clients, url: str, body: dict[str, Any], stream: _Stream | None = None
+        self, clients: _Clients, url: str, body: dict[str, Any], stream: Stream | None = None
     ) -> bytes:
         """One attempt, bounded as a whole by ``timeout``: a 2xx reply's bytes (a streamed one put together
         in ``stream``), or its failure classified."""
@@ -389,7 +390,7 @@ class OpenAIBackend(Backend):
         except httpx.TransportError as error:
             raise _Retryable(_describe(error)) from None
 
-    async def _answer(self, response: httpx.Response, url: str, stream: _Stream | None) -> bytes:
+    async def _answer(self, response: httpx.Response, url: str, stream: Stream | None) -> bytes:
         """The body of a 2xx reply (at most ``max_response_bytes``); any other status raises its error."""
         status = response.status_code
         if 200 <= status < 300 and stream is not None:
@@ -407,15 +408,10 @@ class OpenAIBackend(Backend):
             raise BackendRejectedError(f"backend at {self._where(url)} rejected the request: {cause}", status)
         raise BackendProtocolError(f"backend at {self._where(url)} answered {cause}")
 
-    def _validate(self, content: bytes, url: str) -> _Reply:
-        try:
-            return _Reply.model_validate_json(content)
-        except ValidationError as error:
-            raise BackendProtocolError(
-                f"backend at {self._where(url)} sent a malformed reply: {_first_problem(error)}"
-            ) from None
+    def _validate(self, content: bytes, url: str) -> Reply:
+        return decode(content, Reply, "reply", self._where(url))
 
-    async def _counts(self, reply: _Reply, request: GenRequest, url: str) -> tuple[list[int], bool]:
+    async def _counts(self, reply: Reply, request: GenRequest, url: str) -> tuple[list[int], bool]:
         """Each choice's completion tokens, and whether any is an estimate.
 
         One choice: the server's count. Several: their logprobs, else the server's tokenizer (exact when
@@ -423,12 +419,12 @@ class OpenAIBackend(Backend):
         total split by characters only when neither is possible, flagged as estimated.
         """
         choices = sorted(reply.choices, key=lambda c: c.index)
-        logprobs = [_token_logprobs(c.logprobs) for c in choices]
+        logprobs = [logprob_count(c.logprobs) for c in choices]  # counted, not built (issue 19)
         reported = (reply.usage.completion_tokens if reply.usage else None) or 0
         if len(choices) == 1:
-            return [reported or (len(logprobs[0]) if logprobs[0] is not None else 0)], False
-        if all(lp is not None for lp in logprobs):
-            return [len(lp or []) for lp in logprobs], False
+            return [reported or logprobs[0] or 0], False
+        if all(count is not None for count in logprobs):
+            return [count or 0 for count in logprobs], False
         texts = _texts(choices, request)
         counted = await self._tokenized(texts)
         if self.capabilities.usage_counts_all_choices:
@@ -454,18 +450,18 @@ class OpenAIBackend(Backend):
             # llama-server reads "content", vLLM "prompt"; neither adds special tokens a choice lacks
             body = {"model": self.model, "content": text, "prompt": text, "add_special_tokens": False}
             try:
-                tokens = _Tokens.model_validate_json(await self._exchange(clients, url, body))
-            except (_Retryable, BackendError, ValidationError):
+                tokens = decode(await self._exchange(clients, url, body), Tokens, "token count", url)
+            except (_Retryable, BackendError):
                 return None
             counts.append(len(tokens.tokens))
         return counts
 
     def _generations(
-        self, reply: _Reply, request: GenRequest, seconds: float, counts: list[int], estimated: bool
+        self, reply: Reply, request: GenRequest, seconds: float, counts: list[int], estimated: bool
     ) -> list[Generation]:
         """One generation per choice; the call and its prompt are billed to the first."""
         choices = sorted(reply.choices, key=lambda c: c.index)
-        usage = reply.usage or _Usage()
+        usage = reply.usage or ReplyUsage()
         prompt_tokens = usage.prompt_tokens or 0
         cached = usage.prompt_tokens_details.cached_tokens if usage.prompt_tokens_details else None
         if cached is None and reply.timings is not None:
@@ -486,7 +482,7 @@ class OpenAIBackend(Backend):
                 flops=estimate_flops(self.parameters, share_prompt, share_cached, counts[i]),
                 estimated=estimated,
             )
-            keep = _token_logprobs(choice.logprobs) if request.logprobs is not None else None
+            keep = token_logprobs(choice.logprobs) if request.logprobs is not None else None
             generations.append(
                 Generation(
                     text=texts[i],
@@ -506,7 +502,7 @@ class OpenAIBackend(Backend):
             if len(self._prompt_tokens) > REMEMBERED_PROMPTS:
                 del self._prompt_tokens[next(iter(self._prompt_tokens))]
 
-    def _stopped_usage(self, stream: _Stream, request: GenRequest, seconds: float) -> Usage:
+    def _stopped_usage(self, stream: Stream, request: GenRequest, seconds: float) -> Usage:
         """What a request cancelled half way had cost: its call, its prompt (as the stream or an earlier
         reply to the same prompt counted it, else estimated), and the tokens streamed before the stop."""
         completion, exact = stream.produced()
@@ -528,7 +524,7 @@ class OpenAIBackend(Backend):
         )
 
 
-def _texts(choices: list[_Choice], request: GenRequest) -> list[str]:
+def _texts(choices: list[Choice], request: GenRequest) -> list[str]:
     """Each choice's text (a continued prefix, which llama-server echoes, taken off)."""
     chat = choices[0].message is not None
     texts = [((c.message.content if c.message else None) if chat else c.text) or "" for c in choices]
@@ -547,201 +543,6 @@ def _prompt_estimate(request: GenRequest) -> int:
     return -(-chars // CHARS_PER_TOKEN)
 
 
-# -- the reply, validated: anything else is a BackendProtocolError naming the first wrong field ------------
-Count = Annotated[int, Field(ge=0)]
-Logprob = Annotated[float, Field(allow_inf_nan=False)]
-
-
-class _Strict(BaseModel):
-    """Types as the API documents them: no coercion ("12" is not a count), unknown fields ignored."""
-
-    model_config = ConfigDict(strict=True, extra="ignore")
-
-
-class _TopLogprob(_Strict):
-    token: str = ""
-    logprob: Logprob = 0.0
-
-
-class _TokenLogprob(_TopLogprob):
-    top_logprobs: list[_TopLogprob] | None = None
-
-
-class _Logprobs(_Strict):
-    """Chat logprobs (``content``) or the legacy completions shape (``tokens`` and parallel lists)."""
-
-    content: list[_TokenLogprob] | None = None
-    tokens: list[str] | None = None
-    token_logprobs: list[Logprob | None] | None = None
-    top_logprobs: list[dict[str, Logprob] | None] | None = None
-
-
-class _Message(_Strict):
-    content: str | None = None
-
-
-class _Choice(_Strict):
-    index: Count = 0
-    message: _Message | None = None
-    text: str | None = None
-    finish_reason: str | None = None
-    logprobs: _Logprobs | None = None
-    stop_reason: str | int | None = None  # vLLM: the stop string, or a stop token's id
-    matched_stop: str | int | None = None  # SGLang: the same
-
-
-class _PromptDetails(_Strict):
-    cached_tokens: Count | None = None
-
-
-class _Usage(_Strict):
-    prompt_tokens: Count | None = None
-    completion_tokens: Count | None = None
-    prompt_tokens_details: _PromptDetails | None = None
-
-
-class _Timings(_Strict):
-    cache_n: Count | None = None  # llama-server: prompt tokens served from its cache
-
-
-class _Verbose(_Strict):
-    stopping_word: str | None = None  # llama-server, asked with "verbose"
-
-
-class _Reply(_Strict):
-    choices: list[_Choice] = Field(min_length=1)
-    usage: _Usage | None = None
-    timings: _Timings | None = None
-    verbose: _Verbose | None = Field(default=None, alias="__verbose")
-
-
-class _Tokens(_Strict):
-    tokens: list[Any]  # token ids (or pieces): only their number is read
-
-
-class _Delta(_Strict):
-    content: str | None = None
-
-
-class _ChunkChoice(_Strict):
-    index: Count = 0
-    delta: _Delta | None = None
-    text: str | None = None  # raw completions
-    finish_reason: str | None = None
-    logprobs: _Logprobs | None = None
-    stop_reason: str | int | None = None
-    matched_stop: str | int | None = None
-
-
-class _Chunk(_Strict):
-    """One server-sent event of a streamed reply."""
-
-    choices: list[_ChunkChoice] = Field(default_factory=list)
-    usage: _Usage | None = None
-    timings: _Timings | None = None
-
-
-class _Stream:
-    """A streamed reply (server-sent events), put together as it arrives: when complete, the reply it
-    amounts to; when stopped half way, what the server had sent by then."""
-
-    def __init__(self, where: str) -> None:
-        self.where = where
-        #: the server answered 2xx: it took the request on, so a stop from now on costs something
-        self.accepted = False
-        self.usage: _Usage | None = None
-        self.timings: _Timings | None = None
-        self.choices: dict[int, dict[str, Any]] = {}
-        self.chat = False
-
-    async def read(self, response: httpx.Response, limit: int) -> bytes:
-        """Read events up to ``[DONE]`` or the end (at most ``limit`` bytes); the reply as JSON bytes."""
-        self.accepted = True
-        pending, size = b"", 0
-        async for data in response.aiter_bytes():
-            size += len(data)
-            if size > limit:
-                raise BackendProtocolError(f"backend at {self.where} sent a reply over {limit} bytes")
-            *lines, pending = (pending + data).split(b"\n")
-            for line in lines:
-                if not self.event(line.strip()):
-                    return json.dumps(self.reply()).encode()
-        self.event(pending.strip())
-        return json.dumps(self.reply()).encode()
-
-    def event(self, line: bytes) -> bool:
-        """Take one line of the stream in; False at ``[DONE]``."""
-        if not line.startswith(b"data:"):
-            return True
-        data = line[len(b"data:") :].strip()
-        if data == b"[DONE]":
-            return False
-        try:
-            chunk = _Chunk.model_validate_json(data)
-        except ValidationError as error:
-            raise BackendProtocolError(
-                f"backend at {self.where} sent a malformed stream event: {_first_problem(error)}"
-            ) from None
-        self.usage = chunk.usage or self.usage
-        self.timings = chunk.timings or self.timings
-        for part in chunk.choices:
-            self.add(part)
-        return True
-
-    def add(self, part: _ChunkChoice) -> None:
-        choice = self.choices.setdefault(part.index, {"pieces": [], "content": [], "legacy": {}})
-        self.chat = self.chat or part.delta is not None
-        piece = part.delta.content if part.delta else part.text
-        if piece:
-            choice["pieces"].append(piece)
-        if part.logprobs is not None:
-            choice["content"] += [item.model_dump() for item in part.logprobs.content or []]
-            for key in ("tokens", "token_logprobs", "top_logprobs"):  # raw completions' parallel lists
-                if getattr(part.logprobs, key) is not None:
-                    choice["legacy"].setdefault(key, []).extend(getattr(part.logprobs, key))
-        for key in ("finish_reason", "stop_reason", "matched_stop"):
-            if getattr(part, key) is not None:
-                choice[key] = getattr(part, key)
-
-    def reply(self) -> dict[str, Any]:
-        """The non-streamed reply these events amount to."""
-        choices = []
-        for index, choice in self.choices.items():
-            text = "".join(choice["pieces"])
-            fields: dict[str, Any] = {
-                key: choice[key] for key in ("finish_reason", "stop_reason", "matched_stop") if key in choice
-            }
-            logprobs = {"content": choice["content"]} if choice["content"] else choice["legacy"] or None
-            body = {"message": {"content": text}} if self.chat else {"text": text}
-            choices.append({"index": index, **body, **fields, "logprobs": logprobs})
-        reply: dict[str, Any] = {"choices": choices}
-        if self.usage is not None:
-            reply["usage"] = self.usage.model_dump(exclude_none=True)
-        if self.timings is not None:
-            reply["timings"] = self.timings.model_dump(exclude_none=True)
-        return reply
-
-    def produced(self) -> tuple[int, bool]:
-        """Completion tokens sent so far, and whether that is an exact count: the server's own count once
-        it came, else logprob entries (one per token), else text pieces (usually one per token)."""
-        if self.usage is not None and self.usage.completion_tokens is not None:
-            return self.usage.completion_tokens, True
-        total, exact = 0, True
-        for choice in self.choices.values():
-            counted = len(choice["content"]) or len(choice["legacy"].get("tokens", []))
-            exact = exact and (counted > 0 or not choice["pieces"])
-            total += counted or len(choice["pieces"])
-        return total, exact
-
-
-def _first_problem(error: ValidationError) -> str:
-    """One line naming where the reply is wrong and how, never quoting what it held."""
-    problem = error.errors(include_url=False, include_input=False)[0]
-    where = ".".join(str(part) for part in problem["loc"]) or "reply"
-    more = error.error_count() - 1
-    return f"{where}: {problem['msg']}" + (f" (and {more} more)" if more else "")
-
-
 async def _read(response: httpx.Response, limit: int, refuse_as: str | None = None) -> bytes:
     """At most ``limit`` bytes of the body; beyond it, refused as malformed for ``refuse_as`` or cut."""
     declared = response.headers.get("content-length", "")
@@ -758,31 +559,12 @@ async def _read(response: httpx.Response, limit: int, refuse_as: str | None = No
     return b"".join(chunks)[:limit]
 
 
-def _stop_sequence(choice: _Choice, reply: _Reply) -> str | None:
+def _stop_sequence(choice: Choice, reply: Reply) -> str | None:
     """The stop string that ended a choice, where the server says (a stop *token* id counts as none)."""
     for value in (choice.stop_reason, choice.matched_stop):  # vLLM, SGLang
         if isinstance(value, str):
             return value
     return (reply.verbose.stopping_word or None) if reply.verbose else None
-
-
-def _token_logprobs(raw: _Logprobs | None) -> list[TokenLogprob] | None:
-    if raw is not None and raw.content is None and raw.tokens is not None:  # legacy completions shape
-        tops = raw.top_logprobs or [None] * len(raw.tokens)
-        return [
-            TokenLogprob(token=token, logprob=logprob or 0.0, top=dict(top or {}))
-            for token, logprob, top in zip(raw.tokens, raw.token_logprobs or [], tops, strict=False)
-        ]
-    if raw is None or raw.content is None:
-        return None
-    return [
-        TokenLogprob(
-            token=item.token,
-            logprob=item.logprob,
-            top={top.token: top.logprob for top in item.top_logprobs or []},
-        )
-        for item in raw.content
-    ]
 
 
 def _error_message(content: bytes) -> str:

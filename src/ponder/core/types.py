@@ -6,8 +6,9 @@ build, copy and serialise them freely.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field, fields
-from typing import Any, Literal
+from typing import Any, Literal, overload
 
 Role = Literal["system", "user", "assistant", "tool"]
 
@@ -93,6 +94,93 @@ class TokenLogprob:
     top: dict[str, float] = field(default_factory=dict)
 
 
+class TokenLogprobs(Sequence[TokenLogprob]):
+    """A generation's token logprobs as parallel arrays, not one object per token.
+
+    Building an object and a dict of alternatives per token was most of a logprob-heavy run's client
+    CPU (issue 19); arrays cost a fraction, and the confidence metrics read them directly
+    (``logprobs``, ``top_values``). Indexing or iterating still gives ``TokenLogprob`` objects, built on
+    demand, so code written for ``list[TokenLogprob]`` keeps working; ``+`` joins two (a continued
+    trace), and it equals any sequence of the same tokens.
+    """
+
+    __slots__ = ("logprobs", "tokens", "top_tokens", "top_values")
+
+    def __init__(
+        self,
+        tokens: list[str],
+        logprobs: list[float],
+        top_tokens: list[tuple[str, ...]] | None = None,
+        top_values: list[tuple[float, ...]] | None = None,
+    ) -> None:
+        self.tokens = tokens
+        self.logprobs = logprobs
+        #: each position's alternatives (token strings and their logprobs); empty tuples where none
+        self.top_tokens: list[tuple[str, ...]] = top_tokens if top_tokens is not None else [()] * len(tokens)
+        self.top_values: list[tuple[float, ...]] = (
+            top_values if top_values is not None else [()] * len(tokens)
+        )
+
+    @classmethod
+    def of(cls, items: Iterable[TokenLogprob]) -> TokenLogprobs:
+        """The arrays of any sequence of ``TokenLogprob`` (itself when it already is one)."""
+        if isinstance(items, TokenLogprobs):
+            return items
+        listed = list(items)
+        return cls(
+            [item.token for item in listed],
+            [item.logprob for item in listed],
+            [tuple(item.top) for item in listed],
+            [tuple(item.top.values()) for item in listed],
+        )
+
+    def __len__(self) -> int:
+        return len(self.tokens)
+
+    @overload
+    def __getitem__(self, index: int) -> TokenLogprob: ...
+    @overload
+    def __getitem__(self, index: slice) -> TokenLogprobs: ...
+    def __getitem__(self, index: int | slice) -> TokenLogprob | TokenLogprobs:
+        if isinstance(index, slice):
+            return TokenLogprobs(
+                self.tokens[index], self.logprobs[index], self.top_tokens[index], self.top_values[index]
+            )
+        return TokenLogprob(
+            self.tokens[index],
+            self.logprobs[index],
+            dict(zip(self.top_tokens[index], self.top_values[index], strict=True)),
+        )
+
+    def __iter__(self) -> Iterator[TokenLogprob]:
+        for token, logprob, tokens, values in zip(
+            self.tokens, self.logprobs, self.top_tokens, self.top_values, strict=True
+        ):
+            yield TokenLogprob(token, logprob, dict(zip(tokens, values, strict=True)))
+
+    def __add__(self, other: Sequence[TokenLogprob]) -> TokenLogprobs:
+        other = TokenLogprobs.of(other)
+        return TokenLogprobs(
+            self.tokens + other.tokens,
+            self.logprobs + other.logprobs,
+            self.top_tokens + other.top_tokens,
+            self.top_values + other.top_values,
+        )
+
+    def __radd__(self, other: Sequence[TokenLogprob]) -> TokenLogprobs:
+        return TokenLogprobs.of(other) + self
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Sequence) or isinstance(other, str):
+            return NotImplemented
+        return len(self) == len(other) and all(a == b for a, b in zip(self, other, strict=True))
+
+    __hash__ = None  # type: ignore[assignment]  # mutable, like the list it stands for
+
+    def __repr__(self) -> str:
+        return f"TokenLogprobs({list(self)!r})"
+
+
 @dataclass
 class Candidate:
     """One sampled solution, with what the task layer extracted from it and what scorers said of it."""
@@ -103,7 +191,7 @@ class Candidate:
     scores: dict[str, float] = field(default_factory=dict)
     finish_reason: str | None = None
     completion_tokens: int = 0
-    logprobs: list[TokenLogprob] | None = None
+    logprobs: Sequence[TokenLogprob] | None = None
     usage: Usage = field(default_factory=Usage)
     #: model calls made to score this candidate (judge, verifier), so a subset of candidates can be
     #: billed exactly what generating *and* scoring it cost
