@@ -313,7 +313,7 @@ async def run_eval(
     async def keep(unit: Unit, result: Result) -> None:
         marks, correct = await grade(dataset, unit.problem, result)
         record = to_record(unit, result, marks, correct)
-        store.append(record)
+        await store.commit(record)  # finished only once on disk (group commit)
         progress.advance(unit.identity, record)
 
     async def work(unit: Unit) -> None:
