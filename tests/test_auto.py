@@ -177,3 +177,23 @@ async def test_the_default_strategy_is_auto_where_a_policy_ships_and_the_vote_el
     backend = ScriptedBackend(script=[answer("2")] * 8, model="someone-elses-model")
     result = await ponder.asolve("q", backend=backend)
     assert result.strategy.startswith("self-consistency") and len(result.candidates) == 8
+
+
+def test_serve_runs_auto_with_the_policy_shipped_for_the_upstream_model_and_no_client_policy() -> None:
+    import openai
+    from test_server import scripted, serve
+
+    upstream = scripted(name="qwen2.5-coder-1.5b")
+    messages = [{"role": "user", "content": "q"}]
+    with serve(upstream) as server:
+        client = server.client()
+        reply = client.chat.completions.create(
+            model="ponder:auto:budget=4@qwen2.5-coder-1.5b", messages=messages
+        )
+        assert "42" in (reply.choices[0].message.content or "")
+        assert reply.usage is not None and reply.usage.completion_tokens > 0
+        with pytest.raises(openai.BadRequestError) as refused:
+            client.chat.completions.create(
+                model="ponder:auto:policy=/etc/passwd@qwen2.5-coder-1.5b", messages=messages
+            )
+    assert "policy" in str(refused.value) and "passwd" not in str(refused.value)
