@@ -19,7 +19,7 @@ from __future__ import annotations
 import io
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from ponder.core.extras import import_extra
 from ponder.eval.identity import StrategyId
@@ -66,7 +66,7 @@ class CurveStyle:
 
     color: str
     marker: str
-    linestyle: str
+    linestyle: Literal["-", "--"]
 
 
 def curve_style(name: str) -> CurveStyle:
