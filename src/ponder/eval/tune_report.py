@@ -171,21 +171,24 @@ def write_plot(path: Path, fixed: list[Point], autos: list[Point], title: str) -
     for point in fixed:
         families.setdefault(point.name.split(":")[0], []).append(point)
     for family, points in sorted(families.items()):
-        axes.scatter(
-            [p.mean_tokens for p in points], [p.accuracy for p in points], s=18, alpha=0.6, label=family
-        )
+        marker, size = ("D", 60) if family == "greedy" else ("o", 18)
+        xs, ys = [p.mean_tokens for p in points], [p.accuracy for p in points]
+        axes.scatter(xs, ys, s=size, marker=marker, alpha=0.7, label=family, zorder=3)
     frontier = pareto(fixed)
     axes.plot(
         [p.mean_tokens for p in frontier], [p.accuracy for p in frontier], "k--", lw=1, label="frontier"
     )
-    if autos:
+    if autos:  # hollow, so a fixed configuration at the same place stays visible
         axes.plot(
             [p.mean_tokens for p in autos],
             [p.accuracy for p in autos],
-            "r*-",
-            ms=11,
-            lw=1.5,
-            label="auto (by budget)",
+            "r-",
+            marker="*",
+            ms=13,
+            mfc="none",
+            lw=1,
+            label="auto, by budget",
+            zorder=4,
         )
     axes.set_xscale("log")
     axes.set_xlabel("mean tokens per problem (log)")
