@@ -10,6 +10,7 @@ eval's summary averages over subsets.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -61,6 +62,7 @@ class ProblemBank:
     greedy: Candidate | None = None
     greedy_correct: bool = False
     greedy_tokens: float = 0.0
+    greedy_spec: str = "greedy"
     banks: dict[tuple[Any, ...], Bank] = field(default_factory=dict)
 
     @property
@@ -129,6 +131,7 @@ def problem_banks(
             problem.greedy = Candidate.from_dict(stored[0])
             problem.greedy_correct = bool(record.get("correct"))
             problem.greedy_tokens = float(record["usage"].get("total_tokens", 0))
+            problem.greedy_spec = strategy.spec
         elif strategy.sample_bank and strategy.budget_option == "n" and stored:
             sampling = sampling_of(strategy)
             candidates = stored_candidates(stored)
@@ -179,8 +182,8 @@ def search_space(problems: list[ProblemBank], sizes: list[int]) -> list[Config]:
     """Every configuration the stored runs can replay: greedy; for each sampling setting, the vote, and
     best-of-n with each scorer every sample carries (argmax, weighted vote, top-half vote), at every
     size up to the smallest bank."""
-    greedy_spec = STRATEGIES.build(f"greedy:max_tokens={_greedy_tokens(problems)}").spec
-    configs = [Config(greedy_spec, None, 1)]
+    greedy_specs = Counter(p.greedy_spec for p in problems if p.greedy is not None)
+    configs = [Config(greedy_specs.most_common(1)[0][0], None, 1)] if greedy_specs else []
     keys = set.intersection(*(set(p.banks) for p in problems)) if problems else set()
     for key in sorted(keys, key=str):
         banks = [p.banks[key] for p in problems]
@@ -194,14 +197,6 @@ def search_space(problems: list[ProblemBank], sizes: list[int]) -> list[Config]:
                     spec = f"best-of-n:n={n},scorer={scorer},aggregate={aggregate},{options}"
                     configs.append(Config(STRATEGIES.build(spec).spec, key, n, scorer))
     return configs
-
-
-def _greedy_tokens(problems: list[ProblemBank]) -> int:
-    """The greedy records' max_tokens (the probe decodes greedily with the same limit)."""
-    for problem in problems:
-        for bank in problem.banks.values():
-            return int(bank.sampling.get("max_tokens", 1024))
-    return 1024
 
 
 @dataclass(frozen=True)
