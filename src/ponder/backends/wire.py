@@ -13,7 +13,9 @@ quoting what the server sent.
 
 from __future__ import annotations
 
+import operator
 import re
+from collections.abc import Sequence
 from typing import Annotated, Any, TypeVar
 
 import httpx
@@ -39,7 +41,7 @@ class TopLogprob(_Struct):
 class TokenEntry(TopLogprob):
     """One token of chat logprobs, with its alternatives."""
 
-    top_logprobs: list[TopLogprob] | None = None
+    top_logprobs: tuple[TopLogprob, ...] | None = None  # a tuple of untracked structs: the GC drops it
 
 
 class Logprobs(_Struct):
@@ -142,6 +144,9 @@ def problem(error: msgspec.DecodeError) -> str:
     return f"{where}: {message[: place.start()]}"[:200]
 
 
+_TOKEN, _LOGPROB = operator.attrgetter("token"), operator.attrgetter("logprob")
+
+
 def token_logprobs(raw: Logprobs | None) -> TokenLogprobs | None:
     """A choice's token logprobs as arrays (alternatives as parallel tuples), or None without any."""
     if raw is not None and raw.content is None and raw.tokens is not None:  # legacy completions shape
@@ -158,13 +163,8 @@ def token_logprobs(raw: Logprobs | None) -> TokenLogprobs | None:
     if raw is None or raw.content is None:
         return None
     content = raw.content
-    alternatives = [entry.top_logprobs or () for entry in content]
-    return TokenLogprobs(
-        [entry.token for entry in content],
-        [entry.logprob for entry in content],
-        [tuple([top.token for top in tops]) for tops in alternatives],
-        [tuple([top.logprob for top in tops]) for tops in alternatives],
-    )
+    alternatives: list[Sequence[TopLogprob]] = [entry.top_logprobs or () for entry in content]  # arrays later
+    return TokenLogprobs(list(map(_TOKEN, content)), list(map(_LOGPROB, content)), tops=alternatives)
 
 
 def logprob_count(raw: Logprobs | None) -> int | None:

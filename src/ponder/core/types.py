@@ -104,7 +104,7 @@ class TokenLogprobs(Sequence[TokenLogprob]):
     trace), and it equals any sequence of the same tokens.
     """
 
-    __slots__ = ("logprobs", "tokens", "top_tokens", "top_values")
+    __slots__ = ("_top_tokens", "_top_values", "_tops", "logprobs", "tokens")
 
     def __init__(
         self,
@@ -112,14 +112,35 @@ class TokenLogprobs(Sequence[TokenLogprob]):
         logprobs: list[float],
         top_tokens: list[tuple[str, ...]] | None = None,
         top_values: list[tuple[float, ...]] | None = None,
+        tops: list[Sequence[Any]] | None = None,
     ) -> None:
+        """``tops`` may stand for both alternative arrays: each position's alternatives as objects with
+        ``token`` and ``logprob`` (a decoded reply's), turned into arrays only when first read."""
         self.tokens = tokens
         self.logprobs = logprobs
-        #: each position's alternatives (token strings and their logprobs); empty tuples where none
-        self.top_tokens: list[tuple[str, ...]] = top_tokens if top_tokens is not None else [()] * len(tokens)
-        self.top_values: list[tuple[float, ...]] = (
-            top_values if top_values is not None else [()] * len(tokens)
-        )
+        self._top_tokens = top_tokens
+        self._top_values = top_values
+        self._tops = tops
+
+    @property
+    def top_tokens(self) -> list[tuple[str, ...]]:
+        """Each position's alternative tokens (an empty tuple where it has none)."""
+        if self._top_tokens is None:
+            if self._tops is None:
+                self._top_tokens = [()] * len(self.tokens)
+            else:
+                self._top_tokens = [tuple([top.token for top in tops]) for tops in self._tops]
+        return self._top_tokens
+
+    @property
+    def top_values(self) -> list[tuple[float, ...]]:
+        """Each position's alternative logprobs, in the order of ``top_tokens``."""
+        if self._top_values is None:
+            if self._tops is None:
+                self._top_values = [()] * len(self.tokens)
+            else:
+                self._top_values = [tuple([top.logprob for top in tops]) for tops in self._tops]
+        return self._top_values
 
     @classmethod
     def of(cls, items: Iterable[TokenLogprob]) -> TokenLogprobs:

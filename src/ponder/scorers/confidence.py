@@ -22,7 +22,7 @@ from pydantic import Field, field_validator
 
 from ponder.core.cost import Cost
 from ponder.core.registry import Options
-from ponder.core.types import Candidate, Problem, TokenLogprob
+from ponder.core.types import Candidate, Problem, TokenLogprob, TokenLogprobs
 from ponder.scorers import token_confidence
 from ponder.scorers.base import SCORERS, Scorer
 
@@ -52,7 +52,7 @@ def trace_score(options: ConfidenceOptions) -> Callable[[list[TokenLogprob]], fl
     """The function of a candidate's logprobs that ``options`` ask for."""
     k = options.top_k
     metrics: dict[str, Callable[[list[TokenLogprob]], float]] = {
-        "mean": lambda t: math.exp(sum(x.logprob for x in t) / len(t)) if t else 0.0,
+        "mean": lambda t: math.exp(sum(TokenLogprobs.of(t).logprobs) / len(t)) if t else 0.0,
         "mean_confidence": lambda t: token_confidence.mean_confidence(t, k),
         "bottom10": lambda t: token_confidence.bottom_fraction_confidence(t, k, options.window, 0.1),
         "lowest_window": lambda t: token_confidence.lowest_group_confidence(t, k, options.window),

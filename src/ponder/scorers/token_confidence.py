@@ -27,8 +27,9 @@ from __future__ import annotations
 
 import heapq
 import math
+from collections.abc import Sequence
 
-from ponder.core.types import TokenLogprob
+from ponder.core.types import TokenLogprob, TokenLogprobs
 
 
 def top_logprobs(token: TokenLogprob, k: int) -> list[float]:
@@ -37,15 +38,19 @@ def top_logprobs(token: TokenLogprob, k: int) -> list[float]:
     return heapq.nlargest(k, values)
 
 
-def token_confidences(tokens: list[TokenLogprob], k: int = 5) -> list[float]:
+def token_confidences(tokens: Sequence[TokenLogprob], k: int = 5) -> list[float]:
     """DeepConf's C_i = −mean of the top-k logprobs, one per position; the chosen token's probability
-    where the position has no alternatives (see the module's docstring)."""
+    where the position has no alternatives (see the module's docstring).
+
+    Read straight from the arrays of ``TokenLogprobs`` (what backends return), with no object per token.
+    """
+    arrays = TokenLogprobs.of(tokens)
     out = []
-    for token in tokens:
-        if not token.top:
-            out.append(math.exp(token.logprob))
+    for logprob, top in zip(arrays.logprobs, arrays.top_values, strict=True):
+        if not top:
+            out.append(math.exp(logprob))
             continue
-        values = top_logprobs(token, k)
+        values = top if len(top) <= k else heapq.nlargest(k, top)
         out.append(-sum(values) / len(values))
     return out
 
