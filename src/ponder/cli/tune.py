@@ -69,6 +69,9 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     tune.add_argument("--seed", type=int, default=0, help="seed of the folds, the search and the intervals")
     tune.add_argument("--json", action="store_true", help="print the result as JSON on stdout")
     tune.add_argument("--no-plot", action="store_true", help="do not write tune.png")
+    tune.add_argument(
+        "--plot", type=Path, help="where to draw the plot (default: tune.png beside the policy)"
+    )
     tune.set_defaults(handler=command_tune)
 
 
@@ -149,9 +152,8 @@ def command_tune(args: argparse.Namespace) -> int:
         from ponder.eval.tune_report import Point
 
         autos = [Point(f"auto:budget={r.budget}", r.auto[0], r.auto[1]) for r in reports]
-        result["plot"] = str(
-            write_plot(out.parent / TUNE_PLOT, fixed, autos, f"tuning set: {len(problems)} problems")
-        )
+        title = f"tuning set: {len(problems)} problems (auto cross-validated)"
+        result["plot"] = str(write_plot(args.plot or out.parent / TUNE_PLOT, fixed, autos, title))
     if args.json:
         print(json.dumps(result, indent=2))
         return 0
@@ -228,7 +230,7 @@ def _evaluate(args: argparse.Namespace, problems: list[Any], budgets: list[int])
         space = Space(problems, search_space(problems, [1, 2, 4, 8, 16]))
         space.tables[None] = space._table(None)
         autos = [replay_policy(policy, problems, b) for b in chosen]
-        path = args.runs[0] / TUNE_PLOT
+        path = args.plot or args.runs[0] / TUNE_PLOT
         evaluation["plot"] = str(
             write_plot(path, fixed_points(space), autos, f"held out: {len(problems)} problems")
         )
