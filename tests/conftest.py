@@ -24,9 +24,15 @@ class FakeServer:
     url: str = ""
 
 
+class _Server(ThreadingHTTPServer):
+    #: a listen backlog like real servers' (socketserver's 5 resets connections in a burst, which an
+    #: adaptive in-flight limit growing past a few dozen requests makes)
+    request_queue_size = 1024
+
+
 def serve_locally(handler: type[BaseHTTPRequestHandler]) -> ThreadingHTTPServer:
     """``handler`` served on a free port of 127.0.0.1 from a daemon thread (stop it with ``stop``)."""
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server = _Server(("127.0.0.1", 0), handler)
     server.daemon_threads = True
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return server
