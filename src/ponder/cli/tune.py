@@ -215,25 +215,18 @@ def _bins(plan: dict[str, Any]) -> str:
 
 
 def _evaluate(args: argparse.Namespace, problems: list[Any], budgets: list[int]) -> int:
-    from ponder.eval.tune_report import TUNE_PLOT, evaluate_policy, fixed_points, write_plot
+    from ponder.eval.tune_report import TUNE_PLOT, evaluate_policy, write_plot
     from ponder.strategies.policy import load_policy
 
     policy = load_policy(args.evaluate)
     tuned = [plan.budget for plan in policy.plans]
     chosen = [b for b in budgets if b >= tuned[0]] if args.budgets != "1,2,4,8,16" else tuned
-    evaluation = evaluate_policy(policy, problems, chosen, seed=args.seed)
+    replayed = evaluate_policy(policy, problems, chosen, seed=args.seed)
+    evaluation = replayed.figures
     if not args.no_plot:
-        from ponder.eval.banks import search_space
-        from ponder.eval.tune import Space
-        from ponder.eval.tune_report import replay_policy
-
-        space = Space(problems, search_space(problems, [1, 2, 4, 8, 16]))
-        space.tables[None] = space._table(None)
-        autos = [replay_policy(policy, problems, b) for b in chosen]
-        path = args.plot or args.runs[0] / TUNE_PLOT
-        evaluation["plot"] = str(
-            write_plot(path, fixed_points(space), autos, f"held out: {len(problems)} problems")
-        )
+        title = f"held out: {len(problems)} problems"
+        path = write_plot(args.plot or args.runs[0] / TUNE_PLOT, replayed.fixed, replayed.autos, title)
+        evaluation["plot"] = str(path)
     if args.json:
         print(json.dumps(evaluation, indent=2))
         return 0

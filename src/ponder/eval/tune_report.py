@@ -112,9 +112,18 @@ def _draw(
     return result.correct, result.tokens
 
 
+@dataclass
+class Evaluation:
+    """A policy replayed on held-out problems: the figures, and the points to plot."""
+
+    figures: dict[str, Any]
+    fixed: list[Point]
+    autos: list[Point]
+
+
 def evaluate_policy(
     policy: Policy, problems: list[ProblemBank], budgets: list[int] | None = None, seed: int = 0
-) -> dict[str, Any]:
+) -> Evaluation:
     """The policy at each of its budgets against every fixed configuration the runs can replay, paired by
     problem, and the bars: never significantly below the best fixed configuration at its own tokens, at
     least greedy's accuracy, and greedy + 5 points within 8× greedy's tokens."""
@@ -122,9 +131,10 @@ def evaluate_policy(
     space.tables[None] = space._table(None)
     fixed = fixed_points(space)
     greedy = next(p for p, c in zip(fixed, space.configs, strict=True) if c.bank is None)
-    results = []
+    results, autos = [], []
     for budget in budgets or [plan.budget for plan in policy.plans]:
         auto = replay_policy(policy, problems, budget)
+        autos.append(auto)
         affordable = [p for p in fixed if p.mean_tokens <= auto.mean_tokens * (1 + 1e-9)]
         best = max(affordable, key=lambda p: (p.accuracy, -p.mean_tokens)) if affordable else None
         comparisons = [
@@ -150,12 +160,13 @@ def evaluate_policy(
                 },
             }
         )
-    return {
+    figures = {
         "problems": len(problems),
         "greedy": greedy.row(seed),
         "budgets": results,
         "frontier": [p.name for p in pareto(fixed)],
     }
+    return Evaluation(figures, fixed, autos)
 
 
 def write_plot(path: Path, fixed: list[Point], autos: list[Point], title: str) -> Path:
