@@ -197,3 +197,24 @@ def test_serve_runs_auto_with_the_policy_shipped_for_the_upstream_model_and_no_c
                 model="ponder:auto:policy=/etc/passwd@qwen2.5-coder-1.5b", messages=messages
             )
     assert "policy" in str(refused.value) and "passwd" not in str(refused.value)
+
+
+@pytest.mark.parametrize(("logprob", "expected"), [(-0.01, "greedy"), (-3.0, "self-consistency")])
+async def test_a_token_confidence_probe_asks_for_logprobs_and_costs_no_calls(
+    tmp_path: Path, logprob: float, expected: str
+) -> None:
+    probe = Probe(samples=2, feature="verifier", scorer="confidence")
+    assert probe.generations == 3  # greedy and two samples: confidence is read from their logprobs
+    plan = {**two_bins(), "probe": probe.model_dump()}
+    policy = write_policy(tmp_path / "p.json", [plan])
+
+    def reply(request: GenRequest, index: int) -> Reply:
+        text = answer("8") if request.temperature == 0.0 else answer("3")
+        return Reply(text, logprob=logprob)
+
+    backend = ScriptedBackend(script=reply)
+    result = await ponder.asolve("q", f"auto:budget=8,policy={policy}", backend=backend)
+    assert expected in (result.note or "")
+    sampled = [r for r in backend.requests if r.temperature > 0]
+    assert sampled[0].logprobs is not None
+    assert len(result.candidates) == (3 if expected == "greedy" else 5)

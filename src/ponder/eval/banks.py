@@ -22,7 +22,7 @@ from ponder.eval.metrics import stable_seed
 from ponder.eval.store import RecordStore
 from ponder.eval.summary import BankPrices, stored_candidates
 from ponder.strategies import STRATEGIES, Strategy
-from ponder.strategies.policy import Probe, probe_feature
+from ponder.strategies.policy import Probe, probe_feature, scoring_calls
 
 #: the sampling settings that make two banks' samples interchangeable
 SAMPLING_KEYS = ("temperature", "top_p", "max_tokens")
@@ -175,7 +175,7 @@ class Config:
 
     @property
     def generations(self) -> int:
-        return 1 if self.bank is None else self.n * (2 if self.scored else 1)
+        return 1 if self.bank is None else self.n * (1 + scoring_calls(self.scorer))
 
 
 def search_space(problems: list[ProblemBank], sizes: list[int]) -> list[Config]:

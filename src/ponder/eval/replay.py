@@ -14,6 +14,7 @@ from typing import Any
 
 from ponder.eval.banks import Bank, Config, ProbeOption, ProblemBank, sampling_of
 from ponder.strategies import STRATEGIES, Strategy
+from ponder.strategies.policy import scoring_calls
 
 
 @dataclass(frozen=True)
@@ -73,11 +74,11 @@ def generations(config: Config, probe: ProbeOption | None = None) -> int:
     if probe is None:
         return config.generations
     m = probe.probe.samples
-    verifier = probe.probe.feature == "verifier"
+    probe_scoring = scoring_calls(probe.probe.scorer) if probe.probe.feature == "verifier" else 0
     if config.bank is None:
         return probe.probe.generations
     if config.bank == probe.key:
         read = max(config.n, m)
-        scored = read if config.scored else (m if verifier else 0)
+        scored = read * scoring_calls(config.scorer) if config.scored else m * probe_scoring
         return 1 + read + scored
     return probe.probe.generations + config.generations

@@ -121,7 +121,8 @@ class Auto(Strategy[AutoOptions]):
         assert plan.probe is not None
         greedy_call = ctx.sample_one(ctx.request(problem, greedy_options))
         if plan.probe.samples:
-            draws = ctx.sample(ctx.request(problem, sampling, n=plan.probe.samples))
+            logprobs = _logprobs(plan)
+            draws = ctx.sample(ctx.request(problem, sampling, n=plan.probe.samples, logprobs=logprobs))
             greedy, samples = await asyncio.gather(greedy_call, draws)
         else:
             greedy, samples = await greedy_call, []
@@ -139,7 +140,8 @@ class Auto(Strategy[AutoOptions]):
         wanted = int(getattr(strategy.options, strategy.budget_option or "n", 1)) - have
         if wanted <= 0:
             return []
-        request = ctx.request(problem, sampling, n=wanted)
+        scorer = getattr(strategy, "scorer", None)
+        request = ctx.request(problem, sampling, n=wanted, logprobs=scorer.needs_logprobs if scorer else None)
         if request.seed is not None:
             request = request.with_(seed=request.seed + have)
         return await ctx.sample(request)
@@ -164,6 +166,16 @@ def _plan_cost(policy: Policy, plan: Plan) -> Cost:
             probe = probe + SCORERS.build(plan.probe.scorer or "").max_cost(plan.probe.samples)
     choices = [STRATEGIES.build(choice).max_cost() for choice in plan.choices]
     return probe + max(choices, key=lambda cost: (cost.calls, cost.completion_tokens))
+
+
+def _logprobs(plan: Plan) -> int | None:
+    """Top-k logprobs the probe's samples must carry: for the probe's scorer (token confidence) and for
+    any choice that reuses them with a scorer that reads logprobs."""
+    scorers = [plan.probe.scorer] if plan.probe is not None and plan.probe.feature == "verifier" else []
+    scorers += [getattr(STRATEGIES.build(choice).options, "scorer", None) for choice in plan.choices]
+    needs = [SCORERS.build(s).needs_logprobs for s in scorers if s]
+    known = [k for k in needs if k is not None]
+    return max(known) if known else None
 
 
 def _same_sampling(strategy: Strategy[Any], sampling: SamplingOptions) -> bool:

@@ -26,7 +26,8 @@ from ponder.tasks.equivalence import group_equivalent
 
 FORMAT = "ponder-policy/1"
 #: probe features: the share of probe samples that agree with the greedy answer, the share of the
-#: largest answer class among greedy answer and samples, and a verifier's mean score of the samples
+#: largest answer class among greedy answer and samples, and a scorer's mean score of the samples: a
+#: verifier's (``judge``) or the tokens' own confidence (``confidence``, from logprobs, no calls)
 Feature = Literal["agreement", "consensus", "verifier"]
 SHIPPED = Path(__file__).resolve().parent.parent / "policies"
 
@@ -53,8 +54,17 @@ class Probe(_Model):
 
     @property
     def generations(self) -> int:
-        """Greedy, the samples and, for a verifier, one call per sample."""
-        return 1 + self.samples * (2 if self.feature == "verifier" else 1)
+        """Greedy, the samples and, for a verifier that makes calls, one per sample."""
+        scoring = scoring_calls(self.scorer) if self.feature == "verifier" else 0
+        return 1 + self.samples * (1 + scoring)
+
+
+def scoring_calls(scorer: str | None) -> int:
+    """Model calls a scorer makes per candidate: 1 for a judge, 0 for token confidence (a budget in
+    generations counts the first, not the second)."""
+    from ponder.scorers import SCORERS  # scorers sit beside strategies; imported where used
+
+    return 0 if scorer is None else min(SCORERS.build(scorer).max_cost(1).calls, 1)
 
 
 class Plan(_Model):
