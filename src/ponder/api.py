@@ -1,8 +1,9 @@
 """The Python door: ``ponder.solve(question, strategy=...)`` and its async twin ``ponder.asolve``.
 
 Both are thin: they parse the strategy spec, pick a backend (the embedded model unless a base URL is
-given or configured), run the strategy in a fresh ledger, and return its Result. Backends made here for
-the embedded model are kept for the life of the process so that repeated calls reuse one llama-server.
+given or configured), run the strategy in a fresh ledger, and return its Result. Backends made here
+are shared by later calls in the same event loop (``ponder.backends.shared``: one HTTP client, not one
+per call) and closed with it; the embedded model's llama-server stays up for the life of the process.
 """
 
 from __future__ import annotations
@@ -12,7 +13,8 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from ponder.backends import Backend, Backends, make_backend
+from ponder.backends import Backend, Backends
+from ponder.backends.shared import shared_backend
 from ponder.context import Context, EventHandler
 from ponder.core.ledger import Budget, Ledger
 from ponder.core.types import Message, Problem, Result
@@ -77,9 +79,8 @@ async def asolve(
     chosen = strategy if isinstance(strategy, Strategy) else None
     if isinstance(strategy, str):  # fail fast on a bad spec, before any backend is made
         chosen = build_strategy(strategy, **options)
-    owned = backend is None
-    if backend is None:
-        backend = make_backend(
+    if backend is None:  # shared with later calls of this loop: one HTTP client, not one per call
+        backend = await shared_backend(
             model=model, base_url=base_url, api_key=api_key, server=server, max_in_flight=max_in_flight
         )
     if chosen is None:
@@ -99,8 +100,6 @@ async def asolve(
     finally:
         if backends is None:  # the other models this call named are this call's to close
             await ctx.backends.close()
-        if owned:  # release this call's connections (an embedded server itself stays up for reuse)
-            await backend.close()
 
 
 def solve(
