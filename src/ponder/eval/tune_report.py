@@ -214,9 +214,12 @@ def write_plot(path: Path, fixed: list[Point], autos: list[Point], title: str) -
 
 
 def probe_summary(space: Space, option: ProbeOption | None) -> str:
+    """``greedy + 4 at T=0.7: agreement``: the probe in a table cell."""
     if option is None:
         return "none"
-    probe = option.probe
+    probe, setting = option.probe, dict(option.key)
     feature = f"verifier {probe.scorer}" if probe.feature == "verifier" else probe.feature
-    setting = ",".join(f"{k}={v}" for k, v in option.key)
-    return f"greedy + {probe.samples} at {setting}: {feature}"
+    where = f"T={setting.get('temperature')}" + (
+        f", top_p={setting['top_p']}" if setting.get("top_p", 1.0) != 1.0 else ""
+    )
+    return f"greedy + {probe.samples} at {where}: {feature}"
