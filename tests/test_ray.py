@@ -264,3 +264,17 @@ async def test_a_workers_error_comes_back_as_itself(
         await asyncio.wait_for(
             run_eval_on_ray(config_for(dataset), workers, tmp_path / "run", show_progress=False), DEADLINE
         )
+
+
+def test_ponder_eval_ray_runs_the_command_on_workers(
+    ray_address: str, dataset: str, slow_server: FakeServer, tmp_path: Path
+) -> None:
+    from ponder.cli.main import main
+
+    directory = tmp_path / "run"
+    arguments = ["eval", "--dataset", dataset, "--strategy", "self-consistency", "--budgets", "4"]
+    arguments += ["--base-url", slow_server.url, "--model", "m", "--server", "vllm", "--max-in-flight", "4"]
+    assert main([*arguments, "--ray", "--ray-workers", "2", "--out", str(directory)]) == 0
+    keys = [record_key(record) for record in stored(directory)]
+    assert len(keys) == len(set(keys)) == PROBLEMS
+    assert (directory / "summary.json").exists()

@@ -13,7 +13,13 @@ from pathlib import Path
 from typing import Any
 
 from ponder.api import build_strategy
-from ponder.cli.backend_args import add_backend_arguments, backend_from_args, prepare_embedded, start_backend
+from ponder.cli.backend_args import (
+    add_backend_arguments,
+    api_key_from_args,
+    backend_from_args,
+    prepare_embedded,
+    start_backend,
+)
 from ponder.cli.console import Interrupted, print_error, print_json, stderr, stdout
 from ponder.core.errors import UsageError
 from ponder.core.ledger import Budget
@@ -64,6 +70,23 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         help="also re-aggregate stored samples with this selection rule (e.g. self-consistency)",
     )
     add_backend_arguments(evaluate)
+    evaluate.add_argument(
+        "--ray",
+        nargs="?",
+        const="local",
+        default=None,
+        metavar="ADDRESS",
+        help="run the units on Ray workers: a cluster's ADDRESS, or none for one on this machine bound to "
+        "127.0.0.1 (pip install 'ponder[ray]'; docs/scaling.md)",
+    )
+    evaluate.add_argument("--ray-workers", type=int, default=2, help="Ray workers (default 2)")
+    evaluate.add_argument(
+        "--ray-endpoints",
+        choices=("shared", "split"),
+        default="shared",
+        help="with several --base-url: every worker balances over all (shared) or worker i takes the i-th "
+        "(split); with none, each worker runs its own embedded model",
+    )
 
     evaluate.set_defaults(handler=command_eval)
 
@@ -106,13 +129,16 @@ def command_eval(args: argparse.Namespace) -> int:
     )
 
     async def run() -> dict[str, Any]:
+        if args.ray is not None:
+            return await run_on_ray(args, config, directory)
         try:
             await start_backend(backend)
             return await run_eval(config, backend, directory, resume=args.resume, console=stderr)
         finally:
             await backend.close()
 
-    prepare_embedded(backend)  # a first run's build and model, with progress, before the run starts
+    if args.ray is None:  # Ray workers prepare their own
+        prepare_embedded(backend)  # a first run's build and model, with progress, before the run starts
     with resume_hint(directory):
         summary = asyncio.run(run())
     write_outputs(directory)
@@ -124,6 +150,25 @@ def command_eval(args: argparse.Namespace) -> int:
         render_summary_table(summary, stdout)
         stdout.print(written, soft_wrap=True, markup=False, highlight=False)
     return 0
+
+
+async def run_on_ray(args: argparse.Namespace, config: Any, directory: Path) -> dict[str, Any]:
+    """``--ray``: the same run with its units on Ray workers, each building its backend from the flags."""
+    from ponder.eval.distributed import BackendRecipe, RayWorkers, run_eval_on_ray
+
+    recipe = BackendRecipe(
+        model=args.model,
+        base_urls=tuple(args.base_url or ()),
+        api_key=api_key_from_args(args),
+        server=args.server,
+        parameters=args.parameters,
+        chat_template=args.chat_template,
+        max_in_flight=args.max_in_flight,
+        split=args.ray_endpoints == "split",
+    )
+    address = None if args.ray == "local" else args.ray
+    workers = RayWorkers(recipe, config.dataset, config.budget, workers=args.ray_workers, address=address)
+    return await run_eval_on_ray(config, workers, directory, resume=args.resume, console=stderr)
 
 
 def resume_command(directory: Path) -> str | None:
