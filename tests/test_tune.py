@@ -81,7 +81,8 @@ async def test_tuning_finds_the_probe_that_separates_the_two_kinds(tuning_run: P
     assert by_budget[1].probe is None  # no room for a probe in one generation
     plan = by_budget[8]
     assert plan.probe is not None and plan.probe.feature in ("agreement", "consensus")
-    assert plan.choices[0].startswith("self-consistency") and plan.choices[-1].startswith("greedy")
+    assert plan.choices[-1].startswith("greedy")  # the easiest bin keeps the greedy answer
+    assert any(choice.startswith("self-consistency") for choice in plan.choices[:-1])
     expected = {e["budget"]: e for e in policy.tuning["expected"]}[8]
     # cross-validated, paired by problem: better than the best single configuration and than greedy
     assert expected["gain_over_best_single"]["ci"][0] > 0
