@@ -112,28 +112,32 @@ class Fitted:
 
 
 def _best(
-    correct: np.ndarray, tokens: np.ndarray, allowed: np.ndarray, weight: np.ndarray | None = None
+    correct: np.ndarray,
+    cost: np.ndarray,
+    allowed: np.ndarray,
+    weight: np.ndarray | None = None,
 ) -> int:
-    """The cheapest allowed choice whose accuracy is within one standard error of the best one's.
+    """The least costly allowed choice whose accuracy is within one standard error of the best one's
+    (the most accurate of them where several cost the same).
 
-    ``correct`` and ``tokens`` are [choice, problem]: per-problem means, or with ``weight`` (how many of
-    each problem's draws count) per-problem sums. The one-standard-error rule of cross-validated model
-    selection (Breiman et al., 1984): a choice that beats a cheaper one by less than the noise of their
-    paired difference over problems is not worth its tokens, so small tuning sets fall back to cheap
-    configurations (greedy) rather than chase noise.
+    ``correct`` is [choice, problem]: per-problem means, or with ``weight`` (how many of each problem's
+    draws count) per-problem sums; ``cost`` is per choice (generations, or mean tokens). The
+    one-standard-error rule of cross-validated model selection (Breiman et al., 1984): a choice that
+    beats a cheaper one by less than the noise of their paired difference over problems is not worth
+    its cost, so small tuning sets fall back to cheap configurations (greedy) rather than chase noise.
     """
     weight = np.ones(correct.shape[1]) if weight is None else weight
     total = weight.sum()
     if not allowed.any():
-        return int(np.argmin(tokens.sum(axis=1)))
+        return int(np.argmin(cost))
     accuracy = np.where(allowed, correct.sum(axis=1) / total, -np.inf)
     best = int(np.argmax(accuracy))
     differences = correct[best] - correct  # [choice, problem]
     problems = correct.shape[1]
     spread = differences.std(axis=1, ddof=1) if problems > 1 else np.zeros(len(correct))
-    error = spread * np.sqrt(problems) / total
-    near = allowed & (differences.sum(axis=1) / total <= error + 1e-12)
-    return int(np.argmin(np.where(near, tokens.sum(axis=1), np.inf)))
+    near = allowed & (differences.sum(axis=1) / total <= spread * np.sqrt(problems) / total + 1e-12)
+    cheapest = np.where(near, cost, np.inf).min()
+    return int(np.argmax(np.where(near & (cost == cheapest), accuracy, -np.inf)))
 
 
 def calibrated_cuts(feature: np.ndarray, difficulty: np.ndarray, bins: int) -> list[float]:
@@ -168,7 +172,7 @@ def fit(
     """Fit one probe option, bin count and way of cutting on the ``train`` problems at ``budget``."""
     table = space.tables[option]
     allowed = table.generations <= budget
-    overall = _best(table.correct[:, train].mean(axis=2), table.tokens[:, train].mean(axis=2), allowed)
+    overall = _best(table.correct[:, train].mean(axis=2), table.generations, allowed)
     if table.feature is None:
         return Fitted(None, [], [overall])
     feature = table.feature[train]
@@ -192,8 +196,7 @@ def fit(
         present = mask.any(axis=1)  # the problems some of whose draws fall in this bin
         draws = mask[present]
         correct = (table.correct[:, train][:, present] * draws).sum(axis=2)  # per-problem sums over them
-        tokens = (table.tokens[:, train][:, present] * draws).sum(axis=2)
-        choices.append(_best(correct, tokens, allowed, draws.sum(axis=1)))
+        choices.append(_best(correct, table.generations, allowed, draws.sum(axis=1)))
     if len(set(choices)) == 1:  # every bin runs the same: the probe would buy nothing
         return Fitted(None, [], choices[:1])
     return Fitted(option, cuts, choices, cutting)
@@ -241,7 +244,7 @@ def choose(space: Space, problems: np.ndarray, budget: int, seed: int) -> Fitted
     """The probe and bin count that cross-validate best on ``problems``, fitted on all of them."""
     candidates = _candidates(space, budget)
     correct, tokens = cross_validated(space, problems, budget, candidates, seed)
-    k = _best(correct, tokens, np.ones(len(candidates), dtype=bool))
+    k = _best(correct, tokens.mean(axis=1), np.ones(len(candidates), dtype=bool))
     option, bins, cutting = candidates[k]
     return fit(space, option, bins, problems, budget, cutting)
 
