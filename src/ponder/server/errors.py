@@ -13,7 +13,7 @@ trace of an upstream's address (URL, host and port, a distinctive path) before a
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -121,12 +121,13 @@ class Redactor:
     replacements: tuple[str, ...] = ()
 
     @classmethod
-    def for_upstreams(cls, urls: Mapping[str, str | None]) -> Redactor:
-        """A redactor for upstreams given as name -> URL (``None`` for those without one)."""
+    def for_upstreams(cls, urls: Mapping[str, Sequence[str]]) -> Redactor:
+        """A redactor for upstreams given as name -> their URLs (several for replicas, none for those
+        that are no HTTP server)."""
         found = [
             (kind, form, f"upstream {name}")
-            for name, url in urls.items()
-            if url
+            for name, addresses in urls.items()
+            for url in addresses
             for kind, form in enumerate(_address_forms(url))
             if form
         ]

@@ -11,6 +11,7 @@ from pathlib import Path
 import httpx
 
 from ponder.backends.openai import OpenAIBackend, server_capabilities
+from ponder.backends.replicas import ReplicaBackend
 from ponder.core.errors import UsageError
 from ponder.server.app import ServerSettings, Upstream, create_app
 
@@ -55,18 +56,28 @@ def parse_upstreams(
 ) -> list[Upstream]:
     """Every ``--upstream``: ``NAME=URL``, or ``*=URL`` for each model the server at URL lists.
 
-    A name given twice keeps its first URL, so a model named explicitly before ``*=URL`` stays where it
-    was put (and the first upstream, the default model, is the first one given or discovered).
+    ``NAME=URL`` given again with another URL adds a replica: the upstream balances its samples over the
+    replicas (``ponder.backends.replicas``: least outstanding samples, a failing replica skipped for a
+    while). A name that ``*=URL`` discovers keeps where it was first put (a model named explicitly before
+    ``*=URL`` stays there), and the first upstream, the default model, is the first one given or discovered.
     """
-    upstreams: dict[str, Upstream] = {}
+    groups: dict[str, list[Upstream]] = {}
     for text in texts:
         name, _, url = text.partition("=")
-        names = discover_models(url.strip(), timeout) if name.strip() == "*" else [None]
-        for model in names:
-            given = text if model is None else f"{model}={url.strip()}"
-            upstream = parse_upstream(given, server, timeout, max_in_flight)
-            upstreams.setdefault(upstream.name, upstream)
-    return list(upstreams.values())
+        if name.strip() == "*":
+            for model in discover_models(url.strip(), timeout):
+                groups.setdefault(
+                    model, [parse_upstream(f"{model}={url.strip()}", server, timeout, max_in_flight)]
+                )
+            continue
+        upstream = parse_upstream(text, server, timeout, max_in_flight)
+        group = groups.setdefault(upstream.name, [])
+        if all(known.url != upstream.url for known in group):
+            group.append(upstream)
+    return [
+        group[0] if len(group) == 1 else Upstream(name, ReplicaBackend.of([u.backend for u in group]))
+        for name, group in groups.items()
+    ]
 
 
 def discover_models(url: str, timeout: float = 600.0) -> list[str]:
