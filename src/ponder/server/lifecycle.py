@@ -18,6 +18,7 @@ from starlette.types import Receive, Scope, Send
 
 from ponder.backends.base import Backend
 from ponder.backends.openai import OpenAIBackend
+from ponder.backends.replicas import ReplicaBackend
 from ponder.core.errors import UsageError
 from ponder.server.errors import HTTPFailure, Redactor, error_body
 from ponder.server.metrics import MeteredBackend, Metrics
@@ -67,8 +68,16 @@ class Upstream:
     backend: Backend
 
     @property
+    def urls(self) -> list[str]:
+        """Every server behind this upstream: its one URL, a replicated upstream's each, or none."""
+        backends = self.backend.replicas if isinstance(self.backend, ReplicaBackend) else [self.backend]
+        return [backend.base_url for backend in backends if isinstance(backend, OpenAIBackend)]
+
+    @property
     def url(self) -> str | None:
-        return self.backend.base_url if isinstance(self.backend, OpenAIBackend) else None
+        """Where pass-through (completions, embeddings) goes: the server, or the first replica."""
+        urls = self.urls
+        return urls[0] if urls else None
 
 
 class ClientDisconnected(Exception):
@@ -90,7 +99,7 @@ class State:
         self.admission = Admission(
             settings.max_in_flight, settings.max_queue, self.metrics, settings.retry_after_seconds
         )
-        self.redactor = Redactor.for_upstreams({u.name: u.url for u in upstreams})
+        self.redactor = Redactor.for_upstreams({u.name: u.urls for u in upstreams})
         self.policy = Policy(frozenset(self.upstreams), dict(settings.presets), settings.allow)
 
 
