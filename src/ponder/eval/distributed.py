@@ -178,6 +178,7 @@ class RayWorkers:
             async with self._hold(unit.samples) as slot:
                 actor = slot.actor
                 try:
+                    record: dict[str, Any]
                     record, limit = await _unwrapped(actor.run.remote(unit))
                     slot.capacity = max(1, limit)
                     return record
@@ -318,7 +319,6 @@ async def run_eval_on_ray(
     console = console or Console(stderr=True)
     _, todo, store = pending_units(config, directory, resume, console)
     progress = EvalProgress(len(todo), console, show_progress)
-    await workers.start()
 
     async def work(unit: Unit) -> None:
         record = await workers.run(unit)
@@ -326,6 +326,7 @@ async def run_eval_on_ray(
         progress.advance(unit.identity, record)
 
     try:
+        await workers.start()
         with progress.progress:
             tasks = [asyncio.create_task(work(unit)) for unit in todo]  # plan order: first come, first served
             try:
