@@ -24,7 +24,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         default=[],
         metavar="NAME=URL",
         help="OpenAI-compatible server for model NAME, or *=URL for every model it lists at startup "
-        "(repeatable; no embedded model unless --model)",
+        "(repeatable; NAME again with another URL adds a replica; no embedded model unless --model)",
     )
     serve.add_argument("--server", default="generic", help="server profile of the --upstream servers")
     serve.add_argument(
