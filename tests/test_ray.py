@@ -1,12 +1,14 @@
 """``ponder eval --ray``: units sharded over Ray workers, the driver alone writing the store.
 
 Ray runs on this machine only, bound to 127.0.0.1: ``ponder.eval.distributed.connect`` sets
-``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0`` before Ray is imported. Checked by hand with ``ss -ltnp`` during
-a run (Ray 2.60, Linux, 2026-12-02): every Ray process (gcs_server, raylet, each worker, the driver) listened
-on ``[::ffff:127.0.0.1]:PORT`` and the runtime-env agent on ``127.0.0.1:PORT``; without the setting the same
-processes listened on ``*:PORT`` and advertised the machine's address. ``test_ray_listens_on_loopback_only``
-asserts the same from /proc for every process this test started. The workers talk to a fake
-OpenAI-compatible server on 127.0.0.1 that answers slowly enough for a kill to land mid-run.
+``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0`` before Ray is imported. Checked by hand with ``ss -ltnp`` while a
+local Ray instance with two actors ran (Ray 2.60, Linux, 2026-12-02): with the setting every Ray process
+(gcs_server, raylet, both actors, the driver) listened on ``[::ffff:127.0.0.1]:PORT`` and the runtime-env
+agent on ``127.0.0.1:PORT``; without it the same processes listened on ``*:PORT`` (every interface) and
+the instance advertised the machine's address, even with ``_node_ip_address="127.0.0.1"``.
+``test_ray_listens_on_loopback_only`` asserts the same from /proc for every process this test started.
+The workers talk to a fake OpenAI-compatible server on 127.0.0.1 that answers slowly enough for a kill to
+land mid-run.
 
 Bounded: one local Ray instance for the module (4 CPUs), 16 units of 4 samples per run, every wait with a
 deadline; the module takes about a minute on 2 busy cores.

@@ -5,7 +5,7 @@
 #
 # usage (repository root, a machine with nvcc and a GPU, no network needed):
 #   benchmarks/gpu/run.sh WORKDIR [LLAMA_SRC_TGZ]
-# LLAMA_SRC_TGZ: llama.cpp's sources as /work/shared/gpu/make_tarball.sh packs them from the pinned
+# LLAMA_SRC_TGZ: llama.cpp's sources as benchmarks/gpu/pack_sources.sh packs them from the pinned
 # llama-cpp-python sdist (default .devcarry/llama.cpp-src.tar.gz); they are laid out as that sdist so that
 # ponder's own build (ponder.backends.embedded.runtime, CUDA chosen by ponder.backends.embedded.accel) runs.
 # Python packages ponder needs must be importable (PYTHONPATH); this script adds src/.
