@@ -7,7 +7,8 @@ random number of tokens. Two clients run the same work, self-consistency@8 on ``
 - ``per-problem``: a plain client (httpx, no ponder code) that sends a problem's 8 samples at once and
   waits for the slowest before the next problem (what ``ponder eval`` achieved before issue 19);
 - ``ponder eval``: the real runner (``run_eval``) with the llama-server profile, its in-flight limit
-  fixed at the slots (``--max-in-flight 8``), then adaptive (the default for a server).
+  fixed at the slots (``--max-in-flight 8``), at one more (what the embedded model uses: a request
+  waits in the server for the next free slot), then adaptive (the default for a server).
 
 The server measures time-weighted busy slots over slots × the run's span; the script prints that ratio
 for each client, and the wall time, beside the best any in-order client could do with these lengths (a
@@ -127,6 +128,9 @@ def main() -> None:
         "per-problem client": lambda directory: per_problem(url, args.problems),
         f"ponder eval, --max-in-flight {args.slots}": lambda directory: ponder_eval(
             url, args.problems, str(args.slots), directory
+        ),
+        f"ponder eval, --max-in-flight {args.slots + 1}": lambda directory: ponder_eval(
+            url, args.problems, str(args.slots + 1), directory
         ),
         "ponder eval, adaptive (default)": lambda directory: ponder_eval(
             url, args.problems, "auto", directory

@@ -70,6 +70,10 @@ class SlotServer:
         ready.set()
         async with server:
             await self._stop.wait()
+        others = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
+        for task in others:  # connections kept alive by clients end here, not when the loop closes
+            task.cancel()
+        await asyncio.gather(*others, return_exceptions=True)
 
     # -- measurements --------------------------------------------------------------------------------
     def occupancy(self) -> float:

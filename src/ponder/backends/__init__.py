@@ -42,7 +42,7 @@ def make_backend(
     an environment set up for the OpenAI SDK never silently falls back to building the embedded runtime.
     Several base URLs are replicas of one model, load-balanced (``ponder.backends.replicas``).
     ``max_in_flight`` is each endpoint's limit on samples in flight: N, ``auto`` (the default for a
-    server) or ``auto:N``; the embedded model is fixed at its slots unless it is given.
+    server) or ``auto:N``; the embedded model is fixed at its slots and one more unless it is given.
     """
     urls = [base_url] if isinstance(base_url, str) else list(base_url or [])
     settings = (model, api_key, server, parameters, chat_template, max_in_flight)
