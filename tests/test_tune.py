@@ -210,3 +210,9 @@ async def test_the_search_replays_what_is_stored_and_draws_within_its_tuning_bud
     )
     if drawn and "temperature=0.3" in drawn[0].config:
         assert drawn[0].accuracy == 1.0  # the drawn bank holds what the server said at that setting
+
+
+async def test_json_output_is_one_document_on_stdout(tuning_run: Path, tmp_path: Path, capsys) -> None:
+    assert main(["tune", str(tuning_run), "--out", str(tmp_path / "p.json"), "--no-plot", "--json"]) == 0
+    document = json.loads(capsys.readouterr().out)
+    assert document["problems"] == 30 and len(document["plans"]) == 5

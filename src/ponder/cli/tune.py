@@ -16,7 +16,7 @@ from typing import Any
 from rich.table import Table
 
 from ponder.cli.backend_args import add_backend_arguments, backend_from_args
-from ponder.cli.console import stdout
+from ponder.cli.console import stderr, stdout
 from ponder.core.errors import UsageError
 
 
@@ -125,7 +125,7 @@ def command_tune(args: argparse.Namespace) -> int:
         write_plot,
     )
 
-    stdout.print(
+    stderr.print(
         f"tuning on {len(problems)} problems of {', '.join(meta['datasets']) or 'the runs'}", style="dim"
     )
     space = Space.of(problems, budgets)
