@@ -450,7 +450,7 @@ def test_the_line_is_first_come_first_served_and_a_client_that_leaves_leaves_it(
 def test_serve_takes_keys_from_the_environment_and_warns_about_command_line_keys(monkeypatch, capsys) -> None:
     seen: dict[str, object] = {}
 
-    def fake_serve(host: str, port: int, upstreams: list, settings, log_level: str) -> None:
+    def fake_serve(host: str, port: int, upstreams: list, settings, log_level: str, workers: int = 1) -> None:
         seen["settings"] = settings
 
     monkeypatch.setattr("ponder.server.run.serve", fake_serve)

@@ -57,6 +57,12 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     serve.add_argument("--request-timeout", type=float, default=600.0, help="seconds before 504")
     serve.add_argument("--log-level", default="info")
     serve.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="processes serving the port (caps apply per worker; --upstream servers only)",
+    )
+    serve.add_argument(
         "--max-queue",
         type=int,
         default=1024,
@@ -149,5 +155,5 @@ def command_serve(args: argparse.Namespace) -> int:
         stderr.print(f"[yellow]warning[/]: clients may set {', '.join(sorted(settings.allow))} options")
     for upstream in upstreams:  # a first run's build and model, with progress, before the server starts
         prepare_embedded(upstream.backend)
-    serve(args.host, args.port, upstreams, settings, log_level=args.log_level)
+    serve(args.host, args.port, upstreams, settings, log_level=args.log_level, workers=args.workers)
     return 0

@@ -75,6 +75,7 @@ from ponder.server.schema import (
     PonderRequest,
     split_model,
 )
+from ponder.server.upstream_http import UpstreamClient
 
 log = logging.getLogger("ponder.server")
 
@@ -364,12 +365,14 @@ def create_app(upstreams: list[Upstream], settings: ServerSettings | None = None
             limits=httpx.Limits(max_connections=state.settings.max_in_flight),
             trust_env=False,
         )
+        state.plain_http = UpstreamClient(connect_timeout=10.0, max_idle=state.settings.max_in_flight)
         for backend in state.metered.values():
             await backend.start()
         try:
             yield
         finally:
             await state.http.aclose()
+            await state.plain_http.aclose()
             for backend in state.metered.values():
                 await backend.close()
 

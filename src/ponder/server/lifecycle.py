@@ -23,6 +23,7 @@ from ponder.core.errors import UsageError
 from ponder.server.errors import HTTPFailure, Redactor, error_body
 from ponder.server.metrics import MeteredBackend, Metrics
 from ponder.server.policy import Policy
+from ponder.server.upstream_http import UpstreamClient
 
 T = TypeVar("T")
 
@@ -96,6 +97,8 @@ class State:
         }
         self.default_upstream = upstreams[0].name
         self.http: httpx.AsyncClient | None = None
+        #: pass-through's client for plain-http upstreams (``ponder.server.upstream_http``)
+        self.plain_http: UpstreamClient | None = None
         self.admission = Admission(
             settings.max_in_flight, settings.max_queue, self.metrics, settings.retry_after_seconds
         )

@@ -39,6 +39,10 @@ from ponder.server.lifecycle import (
     until_disconnect,
 )
 from ponder.server.schema import ForwardableRequest
+from ponder.server.upstream_http import UpstreamResponse
+
+#: an upstream's answer, from the lean client (plain http) or httpx (https)
+Answer = httpx.Response | UpstreamResponse
 
 
 def check_passthrough(upstream: Upstream, chat: ForwardableRequest, settings: ServerSettings) -> None:
@@ -87,7 +91,7 @@ async def passthrough(
 ) -> Response:
     """Forward the request to the upstream's ``route`` and relay its answer, streamed or not, in time."""
     await upstream.backend.start()  # the embedded model's server, if not running yet
-    assert state.http is not None and upstream.url is not None
+    assert state.http is not None and state.plain_http is not None and upstream.url is not None
     deadline = asyncio.get_running_loop().time() + state.settings.request_timeout
     forwarded = forwarded_body(body, chat, state.settings, upstream.name)
     content = await request.body() if forwarded is None else json.dumps(forwarded).encode()
@@ -95,21 +99,32 @@ async def passthrough(
     api_key = getattr(upstream.backend, "api_key", None)
     if api_key:
         headers["authorization"] = f"Bearer {api_key}"
-    outgoing = state.http.build_request("POST", f"{upstream.url}/{route}", content=content, headers=headers)
+    url = f"{upstream.url}/{route}"
     metrics = state.metrics
     metrics.upstream_in_flight[upstream.name] += 1
-    response: httpx.Response | None = None
+    answers: list[Answer] = []  # the upstream's answer, once its headers came
+    limit = state.settings.max_response_bytes
+
+    async def exchange() -> bytes | None:
+        """The answer's body, or None for a stream to relay; one watch for disconnects covers both."""
+        if url.startswith("http://"):  # the lean client (a fraction of httpx's CPU); httpx for TLS
+            answers.append(await state.plain_http.post(url, content, headers))
+        else:
+            outgoing = state.http.build_request("POST", url, content=content, headers=headers)
+            answers.append(await state.http.send(outgoing, stream=True))
+        metrics.upstream_calls[upstream.name] += 1
+        check_answer(answers[0], upstream, limit)
+        if answers[0].status_code == 200 and chat.stream:
+            return None
+        return await read_capped(answers[0], upstream, limit)
+
     relaying = False
     try:
-        response = await until_disconnect(request, state.http.send(outgoing, stream=True), left(deadline))
-        metrics.upstream_calls[upstream.name] += 1
-        check_answer(response, upstream, state.settings.max_response_bytes)
-        if response.status_code == 200 and chat.stream:
+        data = await until_disconnect(request, exchange(), left(deadline))
+        if data is None:
             relaying = True
             unasked = not wants_usage(body)
-            return relay_stream(state, upstream, response, deadline, slot, drop_usage=unasked)
-        limit = state.settings.max_response_bytes
-        data = await until_disconnect(request, read_capped(response, upstream, limit), left(deadline))
+            return relay_stream(state, upstream, answers[0], deadline, slot, drop_usage=unasked)
     except (TimeoutError, httpx.TimeoutException):
         raise timed_out(upstream) from None
     except httpx.TransportError as error:
@@ -117,8 +132,9 @@ async def passthrough(
     finally:
         if not relaying:
             metrics.upstream_in_flight[upstream.name] -= 1
-            if response is not None:
-                await response.aclose()
+            if answers:
+                await answers[0].aclose()
+    response = answers[0]
     return relay_answer(state, upstream, response.status_code, response.headers, data, slot)
 
 
@@ -142,7 +158,7 @@ def too_large(upstream: Upstream, limit: int) -> HTTPFailure:
     return upstream_failure(502, message, "upstream_too_large")
 
 
-def check_answer(response: httpx.Response, upstream: Upstream, limit: int) -> None:
+def check_answer(response: Answer, upstream: Upstream, limit: int) -> None:
     """Refuse a redirect (its ``Location`` stays here) and an answer that declares itself too large."""
     if 300 <= response.status_code < 400:
         message = (
@@ -154,7 +170,7 @@ def check_answer(response: httpx.Response, upstream: Upstream, limit: int) -> No
         raise too_large(upstream, limit)
 
 
-async def read_capped(response: httpx.Response, upstream: Upstream, limit: int) -> bytes:
+async def read_capped(response: Answer, upstream: Upstream, limit: int) -> bytes:
     """The whole (decompressed) body, refused as soon as it passes ``limit`` bytes."""
     parts, size = [], 0
     async for part in response.aiter_bytes():
@@ -188,7 +204,7 @@ def relay_answer(
 def relay_stream(
     state: State,
     upstream: Upstream,
-    response: httpx.Response,
+    response: Answer,
     deadline: float,
     slot: Slot,
     drop_usage: bool,

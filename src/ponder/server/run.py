@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import logging
 import os
 import re
+import signal
 from pathlib import Path
+from typing import Any
 
 import httpx
 
+from ponder.backends.embedded.backend import EmbeddedBackend
 from ponder.backends.openai import OpenAIBackend, server_capabilities
 from ponder.backends.replicas import ReplicaBackend
 from ponder.core.errors import UsageError
@@ -147,8 +151,15 @@ def serve(
     upstreams: list[Upstream],
     settings: ServerSettings,
     log_level: str = "info",
+    workers: int = 1,
 ) -> None:
-    """Run the server until interrupted (uvicorn; access logs carry no headers, so no keys)."""
+    """Run the server until interrupted (uvicorn on uvloop and httptools where installed; access logs carry
+    no headers, so no keys).
+
+    With ``workers`` above one, the socket is bound here and that many forked processes serve it, each
+    with its own event loop, upstream connections and caps (``max_in_flight`` and the queue are per
+    worker). The embedded model cannot be shared so: it takes one worker.
+    """
     import uvicorn
 
     check_bind(host, settings.api_keys)
@@ -158,4 +169,61 @@ def serve(
         from ponder.strategies import STRATEGIES
 
         STRATEGIES.build(settings.default_strategy)
-    uvicorn.run(create_app(upstreams, settings), host=host, port=port, log_level=log_level)
+    if workers < 1:
+        raise UsageError(f"--workers must be at least 1, got {workers}")
+    if workers > 1 and any(isinstance(u.backend, EmbeddedBackend) for u in upstreams):
+        raise UsageError("--workers above 1 needs --upstream servers: the embedded model takes one worker")
+    if workers > 1 and not hasattr(os, "fork"):
+        raise UsageError("--workers above 1 needs fork (Linux, macOS)")
+    config = uvicorn.Config(
+        create_app(upstreams, settings),
+        host=host,
+        port=port,
+        log_level=log_level,
+        loop="auto",  # uvloop when installed
+        http="auto",  # httptools when installed
+    )
+    if workers <= 1:
+        uvicorn.Server(config).run()
+        return
+    run_workers(config, workers)
+
+
+def run_workers(config: Any, workers: int) -> None:
+    """Bind once, fork ``workers`` processes serving the socket, stop them all on SIGINT or SIGTERM."""
+    import uvicorn
+
+    listener = config.bind_socket()
+    children: list[int] = []
+    for _ in range(workers):
+        pid = os.fork()
+        if pid == 0:  # a worker: serve until told to stop, then leave without running the parent's exit
+            code = 0
+            try:
+                uvicorn.Server(config).run(sockets=[listener])
+            except BaseException:  # noqa: BLE001 - a worker's failure is its exit status
+                code = 1
+            finally:
+                os._exit(code)
+        children.append(pid)
+    stopping = False
+
+    def stop(signum: int, frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+        for child in children:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(child, signal.SIGTERM)
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+    listener.close()
+    for child in children:
+        while True:
+            try:
+                os.waitpid(child, 0)
+                break
+            except ChildProcessError:
+                break
+            except InterruptedError:  # pragma: no cover - PEP 475 retries waitpid itself
+                continue
