@@ -388,3 +388,17 @@ def test_eval_command_takes_replicas_and_max_in_flight(tmp_path: Path) -> None:
     assert len(RecordStore(tmp_path / "run-2").load()) == 6
     assert first.served + second.served == 24 and min(first.served, second.served) >= 6
     assert first.peak_held <= 2 and second.peak_held <= 2
+
+
+def test_the_embedded_model_keeps_one_request_waiting_past_its_slots_unless_told() -> None:
+    from ponder.backends.embedded.backend import embedded_backend
+    from ponder.backends.embedded.models import get_model
+
+    backend = embedded_backend("smollm2-135m")  # validated, not started
+    slots = get_model("smollm2-135m").parallel
+    assert backend.in_flight_limit() == slots + 1 and not backend.in_flight_policy().adaptive
+    try:
+        assert make_backend("smollm2-135m", max_in_flight="3") is backend
+        assert backend.in_flight_limit() == 3
+    finally:
+        backend.limit_in_flight(slots + 1)
