@@ -322,7 +322,7 @@ async def run_eval_on_ray(
 
     async def work(unit: Unit) -> None:
         record = await workers.run(unit)
-        store.append(record)  # the driver alone writes the store
+        await store.commit(record)  # the driver alone writes the store (group commit, as a local run)
         progress.advance(unit.identity, record)
 
     try:
