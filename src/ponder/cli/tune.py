@@ -298,7 +298,7 @@ def _search(args: argparse.Namespace) -> int:
             f"{trial.accuracy:.3f}" if evaluated else "—",
             f"{trial.tokens:,.0f}" if evaluated else "—",
             trial.how,
-            "●" if trial in frontier else "",
+            "●" if trial.config in {t.config for t in frontier} else "",
         )
     stdout.print(table)
     stdout.print(

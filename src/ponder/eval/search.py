@@ -157,18 +157,30 @@ def pareto_trials(trials: list[Trial]) -> list[Trial]:
 
 
 async def run_search(search: Search, trials: int, backend: Backend, seed: int = 0) -> list[Trial]:
-    """Propose ``trials`` configurations with optuna's multi-objective TPE and evaluate each."""
+    """Evaluate ``trials`` distinct configurations proposed by optuna's multi-objective TPE.
+
+    A proposal of a configuration already evaluated is told its known result and asked again (it costs
+    nothing and teaches the sampler), up to ``4 × trials`` proposals in all, so the trials are spent on
+    distinct configurations rather than on repeats of the first good one.
+    """
     optuna = import_extra("optuna", "tune", "ponder tune --search")
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    sampler = optuna.samplers.TPESampler(seed=seed, n_startup_trials=min(8, trials))
-    study = optuna.create_study(directions=["maximize", "minimize"], sampler=sampler)
     if trials < 1:
         raise UsageError("--search: give at least one trial")
+    sampler = optuna.samplers.TPESampler(seed=seed, n_startup_trials=min(8, trials))
+    study = optuna.create_study(directions=["maximize", "minimize"], sampler=sampler)
+    seen: dict[str, Trial] = {}
     await backend.start()
-    for number in range(trials):
+    for _ in range(4 * trials):
+        if len(search.trials) >= trials:
+            break
         proposal = study.ask()
-        result = await search.evaluate(number, search.space.propose(proposal), backend)
-        search.trials.append(result)
+        spec = search.space.propose(proposal)
+        result = seen.get(spec)
+        if result is None:
+            result = await search.evaluate(len(search.trials), spec, backend)
+            seen[spec] = result
+            search.trials.append(result)
         if result.accuracy is None:
             study.tell(proposal, state=optuna.trial.TrialState.PRUNED)
         else:
