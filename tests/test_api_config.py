@@ -105,7 +105,7 @@ def test_serve_takes_client_keys_under_their_new_names(
     served: list[frozenset[str]] = []
     monkeypatch.setattr(
         "ponder.server.run.serve",
-        lambda host, port, upstreams, settings, log_level: served.append(settings.api_keys),
+        lambda host, port, upstreams, settings, log_level, workers=1: served.append(settings.api_keys),
     )
     upstream = ["--upstream", "m=http://127.0.0.1:9/v1"]
     parser = build_parser()
