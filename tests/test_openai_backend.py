@@ -180,3 +180,19 @@ async def test_server_refusing_n_is_fanned_out_from_then_on(fake_openai_server) 
     await backend.close()
     assert len(first) == len(second) == 3
     assert [body["n"] for body in fake.bodies] == [3, 1, 1, 1, 1, 1, 1]  # refused once, then fan-out only
+
+
+async def test_closing_the_clients_while_an_attempt_is_in_flight_ends_it_quietly() -> None:
+    """An eval or solve that fails closes its backend while other attempts are still running; their
+    ends must not trip over the closed pool (a KeyError used to surface as a traceback at shutdown)."""
+    import httpx
+
+    from ponder.backends.openai import _Clients
+
+    clients = _Clients(lambda: httpx.AsyncClient())
+    async with clients.lease() as client:
+        await clients.close()
+    assert client.is_closed
+    async with clients.lease() as fresh:  # the pool keeps working after a close
+        assert fresh is not client
+    await clients.close()

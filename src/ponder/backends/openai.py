@@ -133,10 +133,12 @@ class _Clients:
                 self._current = None
             raise
         finally:
-            self._users[client] -= 1
-            if client is not self._current and not self._users[client]:
-                del self._users[client]
-                self._close_soon(client)
+            users = self._users.get(client)  # None once ``close`` took the client: it is closed already
+            if users is not None:
+                self._users[client] = users - 1
+                if client is not self._current and users == 1:
+                    del self._users[client]
+                    self._close_soon(client)
 
     def _close_soon(self, client: httpx.AsyncClient) -> None:
         """Close a retired client in a task of its own, so a cancelled caller cannot cut the close short."""
