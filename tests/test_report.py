@@ -657,3 +657,38 @@ def test_the_legend_sits_outside_the_data_and_budget_labels_never_collide() -> N
                 for x, y in axes.transData.transform(line.get_xydata()):
                     assert not box.contains(x, y)
     assert placed >= 20  # most of the 28 points per panel keep their label
+
+
+def test_the_terminal_summary_fits_120_columns_and_explains_its_short_headers() -> None:
+    import io
+
+    from rich.console import Console
+
+    from ponder.eval.report import render_summary_table
+
+    rows = [
+        {
+            "strategy": "self-consistency:max_tokens=512,temperature=0.3",
+            "budget": k,
+            "problems": 20,
+            "accuracy": 0.5,
+            "ci_low": 0.299,
+            "ci_high": 0.701,
+            "coverage": 0.6,
+            "no_answer_rate": 0.006,
+            "truncated_rate": 0.006,
+            "mean_tokens": 873.2,
+            "mean_calls": k,
+            "mean_seconds": 205.6,
+            "baseline_accuracy": 0.5,
+            "baseline_accuracy_flops": 0.5,
+        }
+        for k in (1, 2, 4, 8)
+    ]
+    summary = {"run": {"dataset": "reasoning-gym:chain_sum", "model": "m"}, "rows": rows}
+    out = io.StringIO()
+    render_summary_table(summary, Console(file=out, width=120, force_terminal=False))
+    lines = out.getvalue().splitlines()
+    assert max(len(line.rstrip()) for line in lines) <= 120
+    assert any("0.500 [0.299, 0.701]" in line for line in lines)  # the interval is never wrapped
+    assert "no ans. share without an answer" in out.getvalue().replace("\n", " ")

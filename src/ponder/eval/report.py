@@ -112,28 +112,39 @@ def write_curves(summary: dict[str, Any], path: Path) -> None:
 
 
 def render_summary_table(summary: dict[str, Any], console: Console) -> None:
-    """The summary rows as a rich table: one row per strategy × budget."""
-    grid = Table(title=run_title(summary.get("run", {})), title_justify="left")
+    """The summary rows as a rich table: one row per strategy × budget, narrow enough for 120 columns
+    (short headers explained in the caption; a column that is zero everywhere is left out)."""
+    grid = Table(title=run_title(summary.get("run", {})), title_justify="left", caption_justify="left")
     grid.add_column("strategy", overflow="fold", min_width=16)  # a spec folds; it is never cut off
-    truncated = any(row.get("truncated_rate") for row in summary.get("rows", []))
-    columns = (
-        "budget",
-        "problems",
-        "accuracy [CI]",
-        "coverage",
-        "no answer",
-        *(["truncated"] if truncated else []),  # shown when a sample was cut off by max_tokens
-        "mean tokens",
+    rows = summary.get("rows", [])
+    truncated = any(row.get("truncated_rate") for row in rows)
+    unanswered = any(row.get("no_answer_rate") for row in rows)
+    uneven = len({row.get("problems") for row in rows}) > 1  # else the title says how many problems
+    columns = [
+        "k",
+        *(["n"] if uneven else []),
+        "accuracy [95% CI]",
+        "cov.",
+        *(["no ans."] if unanswered else []),
+        *(["trunc."] if truncated else []),  # shown when a sample was cut off by max_tokens
+        "tokens",
         "calls",
-        "seconds",
-    )
+        "s",
+    ]
     baseline = _baseline_name(summary)
     if baseline:  # self-consistency's accuracy at each row's tokens and FLOPs: the fair comparison
-        columns = (*columns, f"{baseline} at same tokens", f"{baseline} at same FLOPs")
+        columns += ["SC@tok", "SC@FLOPs"]
     for column in columns:
-        grid.add_column(column, justify="right")
-    for rows in rows_by_strategy(summary).values():
-        for row in rows:
+        grid.add_column(column, justify="right", no_wrap=True)
+    notes = [
+        f"k budget,{' n problems,' if uneven else ''} cov. coverage, tokens/calls/s mean per problem",
+        "no ans. share without an answer" if unanswered else "",
+        "trunc. share cut off by max_tokens" if truncated else "",
+        f"SC@tok/SC@FLOPs: {baseline} at the row's tokens/FLOPs" if baseline else "",
+    ]
+    grid.caption = "; ".join(note for note in notes if note)
+    for group in rows_by_strategy(summary).values():
+        for row in group:
             accuracy = f"{fraction(row.get('accuracy'))} {interval(row.get('ci_low'), row.get('ci_high'))}"
             matched = (
                 [fraction(row.get("baseline_accuracy")), fraction(row.get("baseline_accuracy_flops"))]
@@ -143,10 +154,10 @@ def render_summary_table(summary: dict[str, Any], console: Console) -> None:
             grid.add_row(
                 rich_escape(str(row.get("strategy"))),  # specs may hold [bracketed] values
                 budget(row.get("budget")),
-                str(row.get("problems", "")),  # rows of an unfinished run may cover fewer problems
+                *([str(row.get("problems", ""))] if uneven else []),  # an unfinished run's rows may differ
                 accuracy.strip(),
                 fraction(row.get("coverage")),
-                fraction(row.get("no_answer_rate")),
+                *([fraction(row.get("no_answer_rate"))] if unanswered else []),
                 *([fraction(row.get("truncated_rate"))] if truncated else []),
                 number(row.get("mean_tokens"), ",.0f"),
                 calls(row.get("mean_calls")),
