@@ -140,7 +140,7 @@ def command_tune(args: argparse.Namespace) -> int:
         "policy": str(out),
         **policy.tuning,
         "plans": [plan.model_dump(mode="json") for plan in policy.plans],
-        "calibration": {probe_summary(space, option): calibration(space, option) for option in probes},
+        "calibration": {probe_summary(option): calibration(space, option) for option in probes},
         "configurations": [
             {"config": p.name, "accuracy": p.accuracy, "tokens": p.mean_tokens, "pareto": p in frontier}
             for p in fixed
@@ -157,7 +157,7 @@ def command_tune(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(result, indent=2))
         return 0
-    _render_tuning(result, reports, space)
+    _render_tuning(result, reports)
     stdout.print(f"wrote {out}" + (f" and {result['plot']}" if "plot" in result else ""), soft_wrap=True)
     return 0
 
@@ -166,7 +166,7 @@ def _ci(interval: list[float]) -> str:
     return f"[{interval[0]:+.3f}, {interval[1]:+.3f}]"
 
 
-def _render_tuning(result: dict[str, Any], reports: list[Any], space: Any) -> None:
+def _render_tuning(result: dict[str, Any], reports: list[Any]) -> None:
     from ponder.eval.tune_report import probe_summary
 
     table = Table(title="policy by budget (accuracy and gains cross-validated over problems)")
@@ -185,7 +185,7 @@ def _render_tuning(result: dict[str, Any], reports: list[Any], space: Any) -> No
         greedy = expected["gain_over_greedy"]
         table.add_row(
             str(report.budget),
-            probe_summary(space, report.fitted.option),
+            probe_summary(report.fitted.option),
             "; ".join(plan["choices"]) if len(plan["choices"]) == 1 else _bins(plan),
             f"{expected['accuracy']:.3f}",
             f"{expected['tokens']:,.0f}",

@@ -10,6 +10,8 @@ eval's summary averages over subsets.
 
 from __future__ import annotations
 
+import json
+import random
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -100,8 +102,6 @@ def load_records(directories: list[Path]) -> tuple[list[dict[str, Any]], dict[st
 
 
 def _read_json(path: Path) -> dict[str, Any]:
-    import json
-
     try:
         data = json.loads(path.read_text())
     except (OSError, ValueError) as error:
@@ -153,8 +153,6 @@ def problem_banks(
 
 
 def _order(size: int, seed: int) -> list[int]:
-    import random
-
     order = list(range(size))
     random.Random(seed).shuffle(order)
     return order

@@ -63,14 +63,15 @@ class Space:
     tables: dict[ProbeOption | None, Table] = field(default_factory=dict)
 
     @classmethod
-    def of(cls, problems: list[ProblemBank], sizes: Sequence[int] = BUDGETS) -> Space:
+    def of(cls, problems: list[ProblemBank], sizes: Sequence[int] = BUDGETS, probes: bool = True) -> Space:
+        """The space the runs can replay, with a table per probe option (``probes``) and without one."""
         configs = search_space(problems, list(sizes))
         space = cls(problems, configs)
-        for option in [None, *probe_options(configs)]:
-            space.tables[option] = space._table(option)
+        for option in [None, *(probe_options(configs) if probes else [])]:
+            space.tables[option] = space.table(option)
         return space
 
-    def _table(self, option: ProbeOption | None) -> Table:
+    def table(self, option: ProbeOption | None) -> Table:
         draws = len(next(iter(self.problems[0].banks.values())).orders)
         shape = (len(self.configs), len(self.problems), draws)
         correct, tokens = np.zeros(shape), np.zeros(shape)

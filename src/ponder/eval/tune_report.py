@@ -16,7 +16,7 @@ import numpy as np
 
 from ponder.core.errors import UsageError
 from ponder.core.extras import import_extra
-from ponder.eval.banks import Config, ProbeOption, ProblemBank, search_space
+from ponder.eval.banks import Config, ProbeOption, ProblemBank
 from ponder.eval.metrics import outcome_interval, stable_seed
 from ponder.eval.replay import config_of, outcome
 from ponder.eval.tune import BUDGETS, Space, paired
@@ -127,8 +127,7 @@ def evaluate_policy(
     """The policy at each of its budgets against every fixed configuration the runs can replay, paired by
     problem, and the bars: never significantly below the best fixed configuration at its own tokens, at
     least greedy's accuracy, and greedy + 5 points within 8× greedy's tokens."""
-    space = Space(problems, search_space(problems, list(BUDGETS)))
-    space.tables[None] = space._table(None)
+    space = Space.of(problems, BUDGETS, probes=False)
     fixed = fixed_points(space)
     greedy = next(p for p, c in zip(fixed, space.configs, strict=True) if c.bank is None)
     results, autos = [], []
@@ -213,7 +212,7 @@ def write_plot(path: Path, fixed: list[Point], autos: list[Point], title: str) -
     return path
 
 
-def probe_summary(space: Space, option: ProbeOption | None) -> str:
+def probe_summary(option: ProbeOption | None) -> str:
     """``greedy + 4 at T=0.7: agreement``: the probe in a table cell."""
     if option is None:
         return "none"
