@@ -92,10 +92,14 @@ def test_solve_json_usage_equals_the_sum_over_candidates(embedded_ready: None) -
 
 
 def test_default_model_answers_17_times_23_greedily(embedded_ready: None) -> None:
-    """The default 1.5B model at temperature 0 is deterministic; it answers 391 (the 0.5B does not)."""
-    completed = run_cli("solve", "What is 17*23?", "--strategy", "greedy", "--json")
+    """The default 1.5B model at temperature 0 is deterministic; it answers 391 (the 0.5B does not).
+    With no --strategy, ``ponder solve`` runs ``auto`` with the policy shipped for it, which answers
+    greedily at the default budget: one generation, the same answer."""
+    completed = run_cli("solve", "What is 17*23?", "--json")
     assert completed.returncode == 0, completed.stderr
-    assert json.loads(completed.stdout)["answer"] == "391"
+    result = json.loads(completed.stdout)
+    assert result["answer"] == "391"
+    assert result["strategy"].startswith("auto") and len(result["candidates"]) == 1
 
 
 def test_judge_scores_come_from_real_logprobs(embedded_ready: None) -> None:
