@@ -93,7 +93,7 @@ class Auto(Strategy[AutoOptions]):
             return ctx.result(self.spec, [greedy, *samples], greedy.answer, text=greedy.text, note=note)
         if strategy.sample_bank and _same_sampling(strategy, sampling):
             candidates = samples + await self._more(problem, ctx, strategy, sampling, len(samples))
-            await _score(strategy, problem, candidates, ctx)
+            await _score(getattr(strategy, "scorer", None), problem, candidates, ctx)
             vote = strategy.select(candidates)
             made = ([greedy] if greedy is not None else []) + candidates
             text = candidates[vote.winner].text if vote.winner is not None else None
@@ -126,11 +126,8 @@ class Auto(Strategy[AutoOptions]):
             greedy, samples = await asyncio.gather(greedy_call, draws)
         else:
             greedy, samples = await greedy_call, []
-        if plan.probe.feature == "verifier" and samples:
-            scorer = SCORERS.build(plan.probe.scorer or "")
-            for candidate, score in zip(samples, await scorer.score(problem, samples, ctx), strict=True):
-                candidate.scores[scorer.name] = score
-                candidate.score = score
+        if plan.probe.feature == "verifier":
+            await _score(SCORERS.build(plan.probe.scorer or ""), problem, samples, ctx)
         return greedy, samples
 
     async def _more(
@@ -185,11 +182,9 @@ def _same_sampling(strategy: Strategy[Any], sampling: SamplingOptions) -> bool:
     return all(getattr(options, key, None) == getattr(sampling, key) for key in keys)
 
 
-async def _score(
-    strategy: Strategy[Any], problem: Problem, candidates: list[Candidate], ctx: Context
-) -> None:
-    """Score the candidates the strategy's scorer has not scored yet (the probe may have scored some)."""
-    scorer = getattr(strategy, "scorer", None)
+async def _score(scorer: Any, problem: Problem, candidates: list[Candidate], ctx: Context) -> None:
+    """Score with ``scorer`` the candidates it has not scored yet: the probe's samples for its feature,
+    then the chosen configuration's, which may reuse those already scored."""
     if scorer is None:
         return
     unscored = [c for c in candidates if scorer.name not in c.scores]
